@@ -104,16 +104,22 @@ def test_run_matches_train_stream_for_every_fraction(tiny_run):
             np.testing.assert_array_equal(run.final_labels[fi, si], np.asarray(task.y))
 
 
-def test_current_metrics_batches_like_one_pass():
+def test_in_program_evaluation_batches_like_one_pass():
+    """The run's evaluation (``train.evaluate_task`` inside the jitted program) over all N
+    examples: batching does not change it, and it equals one pass over the data."""
     x, net, _ = _tiny(n=50)
     params = net.init(jax.random.PRNGKey(0), jnp.asarray(x[:2]))
     y = jnp.asarray(np.arange(50) % 10, jnp.int32)
-    acc1, xe1 = E.current_metrics(net, params, jnp.asarray(x), y, batch_size=1024)
-    acc2, xe2 = E.current_metrics(net, params, jnp.asarray(x), y, batch_size=16)
-    logits = net.apply(params, jnp.asarray(x))
-    ref = float(jnp.mean(jnp.argmax(logits, -1) == y))
-    assert float(acc1) == pytest.approx(ref) and float(acc2) == pytest.approx(ref)
-    assert float(xe1) == pytest.approx(float(xe2), rel=1e-5)
+    task = tasks.Task(jnp.asarray(x), y, jnp.ones((50,), jnp.float32))
+    ev = jax.jit(lambda p, t, bs: train.evaluate_task(net, p, t, batch_size=bs), static_argnums=2)
+    e1, e2 = ev(params, task, 1024), ev(params, task, 16)
+    logits = np.asarray(net.apply(params, jnp.asarray(x)), np.float64)
+    ref_acc = float(np.mean(np.argmax(logits, -1) == np.asarray(y)))
+    lse = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+    ref_xent = float(np.mean(lse - logits[np.arange(50), np.asarray(y)]))
+    assert float(e1["accuracy"]) == pytest.approx(ref_acc) and float(e2["accuracy"]) == pytest.approx(ref_acc)
+    assert float(e1["loss"]) == pytest.approx(ref_xent, rel=1e-5)
+    assert float(e2["loss"]) == pytest.approx(ref_xent, rel=1e-5)
 
 
 def test_pool_images():

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from plasticity_lib import train
 from plasticity_lib.experiments import ch05_linearized_ntk as E
 
 
@@ -108,11 +109,14 @@ def test_abs_init_makes_every_unit_a_zombie_on_nonnegative_inputs():
 
     net = models.make_network(models.ModelConfig(arch="mlp", depth=2, width=16, num_outputs=3))
     x = np.abs(np.random.default_rng(0).standard_normal((32, 10))).astype(np.float32)
-    p = E.initial_params(net, [0, 1], x)
+    p = train.initial_params(net, [0, 1], x)
     assert jax.tree_util.tree_leaves(p)[0].shape[0] == 2
     ref = net.init(jax.random.fold_in(jax.random.PRNGKey(1), 0), jnp.asarray(x[:2]))
     np.testing.assert_array_equal(p["Dense_0"]["kernel"][1], ref["Dense_0"]["kernel"])
-    fr_abs = E.linearized_fractions(net, E.abs_params(p), x)
+    p_abs = train.initial_params(net, [0, 1], x, init_transform=E.abs_params)  # the chapter's abs init
+    assert all(np.array_equal(a, np.abs(b)) for a, b in zip(jax.tree_util.tree_leaves(p_abs),
+                                                            jax.tree_util.tree_leaves(p)))
+    fr_abs = E.linearized_fractions(net, p_abs, x)
     fr_norm = E.linearized_fractions(net, p, x)
     assert fr_abs.shape == (2, 2) and (fr_abs == 1.0).all()
     assert (fr_norm < 0.5).all()

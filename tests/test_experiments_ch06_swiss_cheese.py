@@ -72,13 +72,16 @@ def test_member_hparams_are_vmapped(setup):
                      log_every=10, progress=False)
 
 
-def test_evaluate_tasks_matches_engine_on_masked_examples(setup):
+def test_per_model_evaluation_matches_engine_on_masked_examples(setup):
+    """run_group's task-end evaluation (``train.evaluate`` with ``task_batched=True``) on a
+    growing-mode task (some examples masked out) equals evaluating the model alone."""
     x, y, net, cfg, bank, g = setup
     params = net.init(jax.random.PRNGKey(0), x[:2])
     task = bank.stream(SPECS[1]).init(jax.random.PRNGKey(1))  # growing: one class admitted
     assert 0 < float(task.mask.sum()) < N
     add = lambda a: np.asarray(a)[None]  # noqa: E731
-    got = ex.evaluate_tasks(net, jax.tree_util.tree_map(add, params), jax.tree_util.tree_map(add, task))
+    t1 = jax.tree_util.tree_map(add, task)
+    got = train.evaluate(net, jax.tree_util.tree_map(add, params), t1.x, t1.y, mask=t1.mask, task_batched=True)
     ref = train.evaluate(net, params, task.x, task.y, mask=task.mask)
     np.testing.assert_allclose(got["accuracy"][0], ref["accuracy"], atol=1e-6)
     np.testing.assert_allclose(got["loss"][0], ref["loss"], rtol=1e-5)

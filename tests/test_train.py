@@ -4,6 +4,7 @@ Kept tiny (an MLP of width 8 on 32 examples) so the whole file runs in well unde
 minute on 2 CPU cores; most time is XLA compilation, so tests share configurations.
 """
 
+import inspect
 import json
 import os
 import subprocess
@@ -22,7 +23,9 @@ from plasticity_lib.models import ModelConfig, make_network
 from plasticity_lib.train import (
     TrainConfig,
     evaluate,
+    evaluate_task,
     init_state,
+    initial_params,
     make_optimizer,
     redo_reset,
     reset_optimizer,
@@ -346,6 +349,129 @@ def test_checkpoint_resume_is_identical(base_run, tmp_path, monkeypatch):
                          (resumed.logs, resumed.task_end, resumed.final_state))
     loaded = train_stream(NET, BASE, STREAM, [0, 1], checkpoint_dir=str(tmp_path), **kw)  # finished: no training
     assert _leaves_equal(loaded.final_params, full.final_params)
+
+
+def _abs(params):
+    return jax.tree_util.tree_map(jnp.abs, params)
+
+
+def test_init_transform_is_abs_of_default_init():
+    """init_transform maps the engine's fresh parameters: exactly |theta| of the default init
+    (an independent network.init with the key scheme), wherever the engine initialises."""
+    seeds = [0, 3]
+    ref = [NET.init(jax.random.fold_in(jax.random.PRNGKey(s), 0), jnp.asarray(X[:2])) for s in seeds]
+    p = initial_params(NET, seeds, X)
+    p_abs = initial_params(NET, seeds, X, init_transform=_abs)
+    for i, r in enumerate(ref):
+        assert _leaves_equal(_first(jax.tree_util.tree_map(lambda a: a[i:i + 1], p)), r)
+        assert _leaves_equal(_first(jax.tree_util.tree_map(lambda a: a[i:i + 1], p_abs)), _abs(r))
+    # init_state (another config: another init program for the optimizer state) starts from the same params
+    cfg = TrainConfig(learning_rate=1e-2, batch_size=8, weight_norm_constraint=True)
+    st = init_state(NET, cfg, seeds, X[:2], init_transform=_abs)
+    assert _leaves_equal(st.params, p_abs)
+    np.testing.assert_allclose(st.anchor["kernel_norms"]["Dense_0"]["kernel"],  # anchored to the transformed init
+                               np.linalg.norm(np.abs(np.asarray(p["Dense_0"]["kernel"], np.float64)), axis=(1, 2)),
+                               rtol=1e-6)
+    # the stream engine: kept initial parameters, and the same run as starting from init_params
+    a = train_stream(NET, BASE, STREAM, seeds, init_transform=_abs, keep_initial_params=True, **PROTOCOL)
+    b = train_stream(NET, BASE, STREAM, seeds, init_params=p_abs, keep_initial_params=True, **PROTOCOL)
+    assert _leaves_equal(a.initial_params, p_abs) and _leaves_equal(b.initial_params, p_abs)
+    assert _leaves_equal((a.logs, a.task_end, a.final_params), (b.logs, b.task_end, b.final_params))
+    with pytest.raises(ValueError, match="init_transform"):
+        train_stream(NET, BASE, STREAM, seeds, init_transform=_abs, init_params=p_abs, **PROTOCOL)
+    with pytest.raises(ValueError, match="init_transform"):
+        init_state(NET, BASE, seeds, X[:2], init_params=p_abs, init_transform=_abs)
+    with pytest.raises(ValueError, match="init_transform"):
+        initial_params(NET, seeds, X, init_transform=lambda q: jax.tree_util.tree_map(lambda v: v[..., :1], q))
+
+
+def test_keep_initial_params(base_run):
+    r = train_stream(NET, BASE, STREAM, [0, 1], keep_initial_params=True, **PROTOCOL)
+    assert base_run.initial_params is None
+    assert _leaves_equal(r.initial_params, initial_params(NET, [0, 1], X))
+    assert _leaves_equal((r.logs, r.final_params), (base_run.logs, base_run.final_params))  # nothing else changes
+    # continuing a run: the kept parameters are those it continued from
+    c = train_stream(NET, BASE, STREAM, [0, 1], init_state=r.final_state, keep_initial_params=True, **PROTOCOL)
+    assert _leaves_equal(c.initial_params, r.final_params)
+
+
+def test_train_stream_and_train_many_signatures_agree():
+    """train_stream repeats train_many's keyword list (explicit signatures): keep them in sync."""
+    a = inspect.signature(train_stream).parameters
+    b = inspect.signature(train_many).parameters
+    assert [k for k in a if k != "cfg"] == [k for k in b if k != "cfgs"]
+    for k in a:
+        if k not in ("cfg", "network", "stream", "seeds"):
+            assert a[k].default == b[k].default and a[k].kind == b[k].kind, k
+    src = inspect.getsource(train_stream)
+    for k in a:
+        if a[k].kind == inspect.Parameter.KEYWORD_ONLY:
+            assert f"{k}={k}" in src, f"train_stream does not forward {k}"
+
+
+def test_train_steps_per_field_task_axes_equal_broadcast_inputs():
+    """Shared inputs (task_batched=(None, 0, None)) give the same training as the inputs
+    copied once per model (task_batched=True), and as each model trained alone."""
+    seeds = [0, 1, 2]
+    m = len(seeds)
+    y = jax.random.randint(jax.random.PRNGKey(9), (m, N), 0, C)
+
+    def mf(p, task, key):  # a metrics_fn that reads the (shared or copied) inputs
+        return {"probe_loss": jnp.mean(data_loss("xent", NET.apply(p, task.x[:8]), task.y[:8])[0])}
+
+    st0 = init_state(NET, BASE, seeds, X[:2])
+    shared = Task(jnp.asarray(X), y, jnp.ones((N,), jnp.float32))
+    copied = Task(jnp.broadcast_to(jnp.asarray(X), (m, N, D)), y, jnp.ones((m, N), jnp.float32))
+    sa, la = train_steps(NET, BASE, st0, shared, 6, log_every=2, metrics_fn=mf, task_batched=(None, 0, None))
+    sb, lb = train_steps(NET, BASE, st0, copied, 6, log_every=2, metrics_fn=mf, task_batched=True)
+    diff = max(float(np.max(np.abs(np.asarray(u) - np.asarray(v))))
+               for u, v in zip(jax.tree_util.tree_leaves((la, sa.params)), jax.tree_util.tree_leaves((lb, sb.params))))
+    assert diff <= 1e-6, diff
+    for i, s in enumerate(seeds):  # each model alone, on its own labels
+        si, li = train_steps(NET, BASE, init_state(NET, BASE, [s], X[:2]), Task(jnp.asarray(X), y[i], shared.mask), 6,
+                             log_every=2, metrics_fn=mf)
+        np.testing.assert_allclose(li["loss"][0], la["loss"][i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(li["probe_loss"][0], la["probe_loss"][i], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="task_batched"):
+        train_steps(NET, BASE, st0, shared, 2, task_batched=(None, 0))
+    with pytest.raises(ValueError, match="leading model axis"):
+        train_steps(NET, BASE, st0, shared, 2, task_batched=(0, 0, None))
+
+
+def test_evaluate_per_model_tasks_equals_each_model_alone():
+    """evaluate(task_batched=...) of M models, each on its own data (labels, masks, inputs,
+    label smoothing), equals evaluating each model separately."""
+    m = 3
+    params = initial_params(NET, [0, 1, 2], X)
+    rng = np.random.default_rng(4)
+    xs = rng.normal(size=(m, N, D)).astype(np.float32)
+    ys = rng.integers(0, C, size=(m, N)).astype(np.int32)
+    masks = (rng.random((m, N)) < 0.6).astype(np.float32)
+    ls = np.asarray([0.0, 0.1, 0.3], np.float32)
+    one = lambda i: jax.tree_util.tree_map(lambda a: np.asarray(a)[i], params)  # noqa: E731
+    got = evaluate(NET, params, xs, ys, mask=masks, batch_size=8, label_smoothing=ls, task_batched=True)
+    shared = evaluate(NET, params, X, ys, mask=masks, batch_size=8, task_batched=(None, 0, 0))
+    assert got["loss"].shape == (m,) and got["accuracy"].shape == (m,)
+    for i in range(m):
+        ref = evaluate(NET, one(i), xs[i], ys[i], mask=masks[i], batch_size=8, label_smoothing=float(ls[i]))
+        np.testing.assert_allclose(got["loss"][i], ref["loss"], rtol=1e-6)
+        np.testing.assert_allclose(got["accuracy"][i], ref["accuracy"], atol=1e-7)
+        ref = evaluate(NET, one(i), X, ys[i], mask=masks[i], batch_size=8)
+        np.testing.assert_allclose(shared["loss"][i], ref["loss"], rtol=1e-6)
+        # independent: numpy over the masked examples
+        logits = np.asarray(NET.apply(one(i), jnp.asarray(X)), np.float64)
+        keep = masks[i] > 0
+        lse = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+        np.testing.assert_allclose(shared["loss"][i], np.mean((lse - logits[np.arange(N), ys[i]])[keep]), rtol=1e-5)
+        np.testing.assert_allclose(shared["accuracy"][i], np.mean((logits.argmax(-1) == ys[i])[keep]), atol=1e-7)
+    # the traceable single-model function gives the same numbers inside jit/vmap
+    tr = jax.jit(jax.vmap(lambda p, t: evaluate_task(NET, p, t, batch_size=8)))(
+        params, Task(jnp.broadcast_to(jnp.asarray(X), (m, N, D)), jnp.asarray(ys), jnp.asarray(masks)))
+    np.testing.assert_allclose(np.asarray(tr["loss"]), shared["loss"], rtol=1e-6)
+    with pytest.raises(ValueError, match="leading model axis"):
+        evaluate(NET, one(0), xs, ys, task_batched=True)
+    with pytest.raises(ValueError, match="leading model axis"):
+        evaluate(NET, params, xs[:2], ys[:2], task_batched=True)
 
 
 _SHARD_SCRIPT = textwrap.dedent("""

@@ -33,8 +33,18 @@ Design
   ``fold_in(root, t)``), ``fold_in(k, 2)`` is ``TrainState.rng`` (minibatch of global
   step ``g``: ``fold_in(rng, g)``), ``fold_in(k, 3)`` is used for ``metrics_fn``,
   ``fold_in(k, 5)`` initialises the InFeR heads. Configurations that share a seed share
-  initial parameters, tasks and minibatches (common random numbers); results do not
-  depend on chunking, sharding, grouping or resumption.
+  initial parameters, tasks and minibatches (common random numbers). An optional
+  ``init_transform`` (e.g. ``|theta|``) maps each model's fresh parameters inside the
+  compiled initialisation (``initial_params`` returns exactly those parameters).
+* Reproducibility: the same seeds, code, grouping, chunking and ``metrics_fn`` give
+  bit-identical numbers, also after a checkpoint resumption (tested). Anything that
+  makes XLA compile a different program may change float rounding, which training
+  then amplifies: how models are *grouped into one vmap* (how many models, which
+  configs; on CPU chapter 6 measured up to 6e-3 in logged losses between vmap
+  widths), the chunking and the sharding (agree to 1e-6 in the tiny tested runs),
+  and a different ``metrics_fn``. Results are therefore *not* independent of the
+  grouping at the bit level; compare configurations trained in one group, or treat
+  differences between groupings as float rounding.
 * Minibatches: ``batch_size`` indices drawn i.i.d. uniformly (with replacement) from the
   task's examples with ``mask > 0``, inside the scan.
 * Divergence: at every step, a model whose objective or bias/norm-parameter gradients
@@ -67,16 +77,23 @@ Public API
 ----------
 ``TrainConfig``, ``TrainState``, ``RunResult``, ``HYPER_FIELDS``;
 ``train_stream(network, cfg, stream, seeds, *, num_tasks, steps_per_task, log_every,
-metrics_fn=None, eval_every_task=True, keep_task_params=False, progress=True,
-checkpoint_dir=None, chunk_steps=None, init_params=None, init_state=None, shard="auto")
--> RunResult``; ``train_many(network, cfgs, stream, seeds, **same) -> list[RunResult]``;
-``init_state(network, cfg, seeds, example_x, *, init_params=None) -> TrainState``;
+metrics_fn=None, eval_every_task=True, keep_task_params=False, keep_initial_params=False,
+progress=True, checkpoint_dir=None, chunk_steps=None, init_params=None, init_state=None,
+init_transform=None, shard="auto", desc=None) -> RunResult``;
+``train_many(network, cfgs, stream, seeds, **same) -> list[RunResult]``;
+``initial_params(network, seeds, example_x, *, init_transform=None) -> params``;
+``init_state(network, cfg, seeds, example_x, *, init_params=None, init_transform=None)
+-> TrainState``;
 ``train_steps(network, cfg, state, task, num_steps, *, log_every=None, metrics_fn=None,
-hparams=None, task_batched=False) -> (TrainState, logs)``;
+hparams=None, task_batched=False) -> (TrainState, logs)`` (``task_batched``: False,
+True or per-field axes such as ``(None, 0, None)``: shared inputs, per-model labels);
 ``reset_optimizer(network, cfg, state) -> TrainState``;
 ``evaluate(network, params, x, y, loss="xent", *, mask=None, batch_size=1024,
-label_smoothing=0.0) -> dict``; ``make_optimizer(cfg, hparams=None)``; the intervention
-functions ``l2_penalty``, ``apply_weight_norm_constraint``, ``feature_norm_penalty``,
+label_smoothing=0.0, task_batched=False) -> dict`` (many models, each on its own data
+with ``task_batched``); ``evaluate_task(network, params, task, loss="xent", *,
+batch_size=1024, label_smoothing=0.0) -> dict`` (one model, traceable: for use inside
+jitted programs); ``make_optimizer(cfg, hparams=None)``; the intervention functions
+``l2_penalty``, ``apply_weight_norm_constraint``, ``feature_norm_penalty``,
 ``redo_reset``, ``grad_norm_penalty``, ``infer_penalty``.
 """
 
@@ -108,10 +125,12 @@ __all__ = [
     "TrainState",
     "RunResult",
     "make_optimizer",
+    "initial_params",
     "init_state",
     "train_steps",
     "reset_optimizer",
     "evaluate",
+    "evaluate_task",
     "train_stream",
     "train_many",
     "l2_penalty",
@@ -297,6 +316,9 @@ class RunResult:
       wall_time_s: wall time of the whole compiled group this config was trained in
         (shared by all configs of the group), compilation included.
       num_devices: devices the model axis was sharded over.
+      initial_params: params tree with leading ``S``: the parameters training started
+        from (after ``init_transform``; ``init_params`` / ``init_state.params`` when
+        given) if ``keep_initial_params``, else None.
     """
 
     config: TrainConfig
@@ -316,6 +338,7 @@ class RunResult:
     diverged_at_step: np.ndarray
     wall_time_s: float
     num_devices: int
+    initial_params: Any = None
 
     def logs_frame(self):
         """Long ``pandas.DataFrame`` of the scalar logs: seed, task, step, metric, value."""
@@ -613,10 +636,9 @@ def _derive(keys: Array, c: int) -> Array:
     return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, jnp.uint32(c))
 
 
-def _init_one(network: Network, scfg: TrainConfig, k_init, k_data, k_aux, example_x, params=None) -> TrainState:
-    """Initial state of one model; keys ``fold_in(PRNGKey(seed), 0 / 2 / 5)`` (module doc)."""
-    if params is None:
-        params = network.init(k_init, example_x)
+def _init_one(network: Network, scfg: TrainConfig, k_data, k_aux, example_x, params) -> TrainState:
+    """Initial state of one model from its initial ``params``; keys ``fold_in(PRNGKey(seed),
+    2 / 5)`` (module doc). The parameters themselves come from ``_initial_params``."""
     aux = {}
     if scfg.infer_coef:
         d = _feature_dim(network, example_x)
@@ -906,11 +928,41 @@ def _params_batched(network: Network, params, example_x) -> bool:
     )
 
 
+@functools.partial(jax.jit, static_argnames=("network", "init_transform"))
+def _initial_params_jit(network, init_transform, k_init, example_x):
+    def one(k):
+        params = network.init(k, example_x)
+        return params if init_transform is None else init_transform(params)
+
+    return jax.vmap(one)(k_init)
+
+
+def _check_init_transform(network: Network, init_transform, example_x) -> None:
+    """``init_transform`` must map a params tree to one of the same structure, shapes and dtypes."""
+    if init_transform is None:
+        return
+    if not callable(init_transform):
+        raise ValueError(f"init_transform must be a function params -> params, got {type(init_transform).__name__}")
+    ref = jax.eval_shape(network.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct(example_x.shape, jnp.float32))
+    try:
+        got = jax.eval_shape(init_transform, ref)
+    except Exception as e:  # noqa: BLE001 - report any failure with the parameter's name
+        raise ValueError(f"init_transform failed on the network's parameters: {e}") from e
+    if jax.tree_util.tree_structure(got) != jax.tree_util.tree_structure(ref) or any(
+        (a.shape, a.dtype) != (b.shape, b.dtype)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(ref))
+    ):
+        raise ValueError("init_transform must return a params tree with the same structure, shapes and dtypes")
+
+
+def _initial_params(network, seed_keys, example_x, init_transform=None):
+    """``(M, ...)`` params: ``init_transform(network.init(fold_in(key, 0), example_x))`` per model."""
+    return _initial_params_jit(network, init_transform, _derive(seed_keys, 0), example_x)
+
+
 @functools.partial(jax.jit, static_argnames=("network", "scfg"))
-def _init_states_jit(network, scfg, k_init, k_data, k_aux, example_x, params=None):
-    if params is None:
-        return jax.vmap(lambda a, b, c: _init_one(network, scfg, a, b, c, example_x))(k_init, k_data, k_aux)
-    return jax.vmap(lambda a, b, c, p: _init_one(network, scfg, a, b, c, example_x, p))(k_init, k_data, k_aux, params)
+def _init_states_jit(network, scfg, k_data, k_aux, example_x, params):
+    return jax.vmap(lambda b, c, p: _init_one(network, scfg, b, c, example_x, p))(k_data, k_aux, params)
 
 
 def _init_cfg(scfg: TrainConfig) -> TrainConfig:
@@ -923,12 +975,41 @@ def _init_cfg(scfg: TrainConfig) -> TrainConfig:
     )
 
 
-def _init_states(network, scfg, seed_keys, example_x, params=None):
-    return _init_states_jit(network, _init_cfg(scfg), _derive(seed_keys, 0), _derive(seed_keys, 2), _derive(seed_keys, 5),
-                            example_x, params)
+def _init_states(network, scfg, seed_keys, example_x, params=None, init_transform=None):
+    """Initial states of the models with keys ``seed_keys`` ``(M, 2)``; ``params`` (leading
+    M) or, when None, the engine's initialisation (``_initial_params``)."""
+    if params is None:
+        params = _initial_params(network, seed_keys, example_x, init_transform)
+    return _init_states_jit(network, _init_cfg(scfg), _derive(seed_keys, 2), _derive(seed_keys, 5), example_x, params)
 
 
-def init_state(network: Network, cfg: TrainConfig, seeds, example_x, *, init_params=None) -> TrainState:
+def initial_params(network: Network, seeds, example_x, *, init_transform: Optional[Callable] = None):
+    """The parameters the engine initialises one model per seed with (leading axis ``len(seeds)``).
+
+    Model ``seed`` gets ``init_transform(network.init(fold_in(PRNGKey(seed), 0), x))``
+    (key scheme in the module doc), computed by the same compiled program as in
+    ``init_state`` / ``train_stream`` / ``train_many``, so the result is bit-identical to
+    the parameters those start from with the same ``init_transform``.
+
+    Args:
+      network: ``make_network(model_cfg)``.
+      seeds: int or sequence of ints.
+      example_x: ``(batch, ...)`` inputs of the right shape (only the shape is used).
+      init_transform: optional ``params -> params`` (same structure, shapes and dtypes)
+        applied to each model's fresh parameters, e.g.
+        ``lambda p: jax.tree_util.tree_map(jnp.abs, p)`` (App. E.8, Fig. 24).
+    Returns:
+      params tree, every leaf ``(len(seeds), *leaf_shape)``.
+    """
+    if not isinstance(network, Network):
+        raise ValueError(f"network must be a models.Network (make_network(cfg)), got {type(network).__name__}")
+    ex = jnp.asarray(example_x, jnp.float32)[:2]
+    _check_init_transform(network, init_transform, ex)
+    return _initial_params(network, _seed_keys(seeds), ex, init_transform)
+
+
+def init_state(network: Network, cfg: TrainConfig, seeds, example_x, *, init_params=None,
+               init_transform: Optional[Callable] = None) -> TrainState:
     """Initial ``TrainState`` of one model per seed (leading axis ``len(seeds)``).
 
     Args:
@@ -938,10 +1019,17 @@ def init_state(network: Network, cfg: TrainConfig, seeds, example_x, *, init_par
       init_params: optional starting parameters (e.g. a pretrained network), either one
         params tree (used for every seed) or a tree with a leading seed axis. InFeR and
         the weight-norm constraint anchor to these.
+      init_transform: optional ``params -> params`` applied to each model's freshly
+        initialised parameters inside the compiled initialisation (``initial_params``);
+        not allowed together with ``init_params``.
     """
     _check_compat(network, cfg)
     keys = _seed_keys(seeds)
     ex = jnp.asarray(example_x, jnp.float32)[:2]
+    if init_params is not None and init_transform is not None:
+        raise ValueError("init_transform transforms the engine's fresh initialisation; it cannot be combined with "
+                         "init_params (transform those yourself)")
+    _check_init_transform(network, init_transform, ex)
     params = None
     if init_params is not None:
         if _params_batched(network, init_params, ex):
@@ -950,7 +1038,7 @@ def init_state(network: Network, cfg: TrainConfig, seeds, example_x, *, init_par
                 raise ValueError("init_params has a leading axis that does not match len(seeds)")
         else:
             params = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (keys.shape[0],) + np.shape(a)), init_params)
-    return _init_states(network, _structural(cfg), keys, ex, params)
+    return _init_states(network, _structural(cfg), keys, ex, params, init_transform)
 
 
 @functools.partial(jax.jit, static_argnames=("network", "scfg"))
@@ -966,14 +1054,45 @@ def reset_optimizer(network: Network, cfg: TrainConfig, state: TrainState) -> Tr
 
 
 @functools.lru_cache(maxsize=64)
-def _train_steps_fn(network, scfg, num_steps, log_every, metrics_fn, task_batched, single=False):
+def _train_steps_fn(network, scfg, num_steps, log_every, metrics_fn, task_axes, task_type, single=False):
     atoms = _atoms(network)
 
     def one(state, hp, task, g0, mroot):
         return _run_windows(network, scfg, atoms, state, hp, task, g0, num_steps // log_every, log_every, metrics_fn, mroot)
 
-    vm = _model_map(one, (0, 0, 0 if task_batched else None, None, 0), 1 if single else 2)
+    axes = task_type(*task_axes) if isinstance(task_axes, tuple) else task_axes
+    vm = _model_map(one, (0, 0, axes, None, 0), 1 if single else 2)
     return jax.jit(vm)
+
+
+def _task_axes(task, task_batched, m: int, what: str = "task"):
+    """Normalise ``task_batched`` (False | True | per-field axes) to vmap ``in_axes`` for
+    ``task`` (a tuple / NamedTuple of arrays): ``None``, ``0`` or a tuple of ``0``/``None``
+    (one per field). Checks that every batched field has leading axis ``m``."""
+    fields = tuple(task)
+    if isinstance(task_batched, (bool, np.bool_)):
+        axes = tuple(0 if task_batched else None for _ in fields)
+        key = 0 if task_batched else None
+    else:
+        try:
+            axes = tuple(task_batched)
+        except TypeError:
+            raise ValueError(f"task_batched={task_batched!r} must be a bool or a tuple of per-field axes (0 or None)")
+        if len(axes) != len(fields) or any(a not in (0, None) or isinstance(a, bool) for a in axes):
+            raise ValueError(
+                f"task_batched={task_batched!r} must give one axis (0 or None) for each of the {len(fields)} fields "
+                f"of the {what}, e.g. (None, 0, None) for shared inputs x and per-model labels y"
+            )
+        axes = tuple(None if a is None else 0 for a in axes)
+        key = axes
+    for i, (a, leaf) in enumerate(zip(axes, fields)):
+        if a == 0 and (np.ndim(leaf) == 0 or np.shape(leaf)[0] != m):
+            name = getattr(task, "_fields", None)
+            name = name[i] if name else f"field {i}"
+            raise ValueError(
+                f"{what}.{name} has shape {np.shape(leaf)} but task_batched says it has a leading model axis of {m}"
+            )
+    return key
 
 
 def _full_hparams(cfg: TrainConfig, hparams: Optional[dict], m: int) -> dict:
@@ -1001,7 +1120,7 @@ def train_steps(
     log_every: Optional[int] = None,
     metrics_fn: Optional[Callable] = None,
     hparams: Optional[dict] = None,
-    task_batched: bool = False,
+    task_batched=False,
 ):
     """Run ``num_steps`` optimizer steps of every model in ``state`` on ``task`` (jitted).
 
@@ -1011,12 +1130,18 @@ def train_steps(
 
     Args:
       state: ``TrainState`` with leading model axis M (``init_state``).
-      task: a ``Task`` shared by all models, or with leading axis M (``task_batched``).
+      task: a ``Task`` ``(x (N, ...), y (N,) | (N, k), mask (N,))``.
       num_steps: steps to run; a multiple of ``log_every``.
       log_every: window of the logs (default ``num_steps``: one row).
       metrics_fn: ``(params, task, key) -> dict`` evaluated at each log (per model). Pass
         the same function object to reuse the compiled program.
       hparams: optional ``{field: float or (M,) array}`` overriding ``HYPER_FIELDS``.
+      task_batched: which fields of ``task`` have a leading model axis M: False (the
+        task is shared by all models), True (every field: one task per model), or a
+        tuple with one entry per field, ``0`` (per model) or ``None`` (shared), e.g.
+        ``(None, 0, None)`` for inputs and mask shared by all models and labels ``(M, N)``
+        per model; a shared field is stored once instead of M times (as
+        ``train_stream`` does for seed-independent stream leaves).
     Returns:
       ``(state, logs)``; ``logs[name]`` is ``(M, num_steps // log_every, ...)``.
     """
@@ -1026,20 +1151,36 @@ def train_steps(
         raise ValueError(f"num_steps={num_steps} must be a positive multiple of log_every={log_every}")
     m = int(np.shape(state.step)[0])
     hp = _full_hparams(cfg, hparams, m)
-    fn = _train_steps_fn(network, _structural(cfg), int(num_steps), int(log_every), metrics_fn, bool(task_batched),
-                         m == 1)
+    axes = _task_axes(task, task_batched, m)
+    fn = _train_steps_fn(network, _structural(cfg), int(num_steps), int(log_every), metrics_fn, axes,
+                         type(task) if isinstance(axes, tuple) else None, m == 1)
     mroot = _derive(state.rng, 3)
     g0 = jnp.asarray(state.step)[0].astype(jnp.int32)
     return fn(state, hp, task, g0, mroot)
 
 
 def evaluate(network: Network, params, x, y, loss: str = "xent", *, mask=None, batch_size: int = 1024,
-             label_smoothing: float = 0.0) -> dict:
-    """Mean loss and accuracy (int labels) or mse over ``(x, y)`` in batches.
+             label_smoothing=0.0, task_batched=False) -> dict:
+    """Mean loss and accuracy (int labels) or mse over ``(x, y)`` in batches (the engine's
+    task-end evaluation, ``evaluate_task``), for one model or M models in one jitted vmap.
 
-    ``params`` is one params tree, or a tree with a leading model axis (then every entry
-    of the result has that axis). ``mask`` ``(N,)``: only examples with ``mask > 0`` count
-    (default all). Returns ``{"loss", "accuracy" | "mse"}`` as numpy arrays.
+    Args:
+      params: one params tree, or a tree with a leading model axis M (then every entry of
+        the result has that axis).
+      x: ``(N, ...)`` inputs; y: ``(N,)`` int labels or ``(N, k)`` targets; mask: ``(N,)``,
+        only examples with ``mask > 0`` count (default: all). Shared by all models unless
+        ``task_batched``.
+      loss: ``"xent"`` | ``"mse"`` | ``"twohot"`` (must match the network's head).
+      batch_size: evaluation batch size (batch-statistics normalisation sees one batch
+        of masked examples at a time).
+      label_smoothing: scalar, or ``(M,)`` (one per model; leading-M params only).
+      task_batched: M models each on its own data: False (default: data shared), True
+        (``x``, ``y`` and, if given, ``mask`` have a leading axis M: ``(M, N, ...)``,
+        ``(M, N)``, ``(M, N)``), or per-field axes over ``(x, y, mask)`` as in
+        ``train_steps``, e.g. ``(None, 0, 0)``: shared inputs, per-model labels and masks.
+        Needs leading-M ``params``.
+    Returns:
+      ``{"loss", "accuracy" | "mse"}``: numpy arrays, ``()`` or ``(M,)``.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss={loss!r} is not allowed; choose one of {LOSSES}")
@@ -1047,10 +1188,53 @@ def evaluate(network: Network, params, x, y, loss: str = "xent", *, mask=None, b
         raise ValueError(f"loss={loss!r} does not match the network's head={network.cfg.head!r}")
     x = jnp.asarray(x)
     y = jnp.asarray(y)
-    mask = jnp.ones((x.shape[0],), jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
-    batched = _params_batched(network, params, x[:2])
-    out = _evaluate_fn(network, loss, int(batch_size), bool(batched))(params, x, y, mask, jnp.float32(label_smoothing))
+    mask = None if mask is None else jnp.asarray(mask, jnp.float32)
+    ls = jnp.asarray(label_smoothing, jnp.float32)
+    if isinstance(task_batched, (bool, np.bool_)) and not task_batched:
+        data_axes = (None, None, None)
+    else:
+        if isinstance(task_batched, (bool, np.bool_)):
+            task_batched = (0, 0, 0 if mask is not None else None)
+        elif mask is None and isinstance(task_batched, (tuple, list)) and len(task_batched) == 3:
+            task_batched = (*task_batched[:2], None)  # the default mask is shared
+        m_params = np.shape(jax.tree_util.tree_leaves(params)[0])[0]
+        dummy = mask if mask is not None else jnp.zeros((0,))
+        axes = _task_axes(_EvalTask(x, y, dummy), task_batched, m_params, "evaluation data")
+        data_axes = tuple(axes) if isinstance(axes, tuple) else (axes,) * 3
+    if mask is None:
+        mask = jnp.ones((x.shape[1] if data_axes[0] == 0 else x.shape[0],), jnp.float32)
+    ex = x[0, :2] if data_axes[0] == 0 else x[:2]
+    batched = _params_batched(network, params, ex)
+    if not batched and (any(a == 0 for a in data_axes) or ls.ndim):
+        raise ValueError("per-model data (task_batched) or label_smoothing need params with a leading model axis")
+    if ls.ndim and ls.shape != (jax.tree_util.tree_leaves(params)[0].shape[0],):
+        raise ValueError(f"label_smoothing has shape {ls.shape}; give a scalar or one value per model")
+    fn = _evaluate_fn(network, loss, int(batch_size), bool(batched), data_axes, 0 if ls.ndim else None)
+    out = fn(params, x, y, mask, ls)
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def evaluate_task(network: Network, params, task, loss: str = "xent", *, batch_size: int = 1024,
+                  label_smoothing=0.0) -> dict:
+    """The engine's task-end evaluation of ONE model; traceable (call it inside ``jit``,
+    ``vmap``, ``scan``: e.g. a custom protocol's in-program evaluation).
+
+    Mean loss (label smoothing included) and accuracy (int labels) or mse over the
+    examples of ``task`` with ``mask > 0``, in batches of ``batch_size`` that contain only
+    masked examples (the last batch is padded with weight 0), so batch-statistics
+    normalisation sees only those.
+
+    Args:
+      params: one params tree (no model axis).
+      task: ``Task(x (N, ...), y (N,) | (N, k), mask (N,))``.
+      loss: ``"xent"`` | ``"mse"`` | ``"twohot"``.
+      label_smoothing: scalar (may be traced).
+    Returns:
+      ``{"loss": (), "accuracy" | "mse": ()}`` float32 (jax arrays).
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss={loss!r} is not allowed; choose one of {LOSSES}")
+    return _evaluate_task(network, loss, _atoms(network), params, task, label_smoothing, int(batch_size))
 
 
 class _EvalTask(NamedTuple):
@@ -1060,14 +1244,14 @@ class _EvalTask(NamedTuple):
 
 
 @functools.lru_cache(maxsize=32)
-def _evaluate_fn(network, loss, batch_size, batched):
+def _evaluate_fn(network, loss, batch_size, batched, data_axes=(None, None, None), ls_axis=None):
     atoms = _atoms(network)
 
     def one(params, x, y, mask, ls):
         return _evaluate_task(network, loss, atoms, params, _EvalTask(x, y, mask), ls, batch_size)
 
     if batched:
-        one = jax.vmap(one, in_axes=(0, None, None, None, None))
+        one = jax.vmap(one, in_axes=(0, *data_axes, ls_axis))
     return jax.jit(one)
 
 
@@ -1084,10 +1268,14 @@ def _group_configs(cfgs: Sequence[TrainConfig]) -> list:
 
 
 def _fingerprint(network, cfgs, seeds, num_tasks, steps_per_task, log_every, chunk_steps, eval_every_task,
-                 keep_tasks, metrics_fn, stream, has_init, task0=None, init_tree=None) -> str:
+                 keep_tasks, metrics_fn, stream, has_init, task0=None, init_tree=None, init_transform=None,
+                 transformed_params=None) -> str:
     """Hash of everything that determines a run: configs, protocol, function names, and the
     content of task 0 and of given initial parameters/state (sampled: at most ~1e6 values
-    per array), so that a checkpoint of other data is never resumed by mistake."""
+    per array), so that a checkpoint of other data is never resumed by mistake. An
+    ``init_transform`` enters by name and by the content of the parameters it produced
+    (``transformed_params``), and only when given, so runs without one keep their
+    earlier fingerprints."""
 
     def name(f):
         return None if f is None else f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
@@ -1097,6 +1285,9 @@ def _fingerprint(network, cfgs, seeds, num_tasks, steps_per_task, log_every, chu
         network.cfg, tuple(cfgs), tuple(int(s) for s in seeds), num_tasks, steps_per_task, log_every, chunk_steps,
         eval_every_task, tuple(keep_tasks), name(metrics_fn), name(stream.init), name(stream.next), has_init,
     )).encode())
+    if init_transform is not None:
+        h.update(repr(("init_transform", name(init_transform))).encode())
+        init_tree = (init_tree, transformed_params)
     for leaf in jax.tree_util.tree_leaves((task0, init_tree)):
         a = np.asarray(leaf)
         h.update(repr((a.shape, str(a.dtype))).encode())
@@ -1156,24 +1347,28 @@ def train_stream(
     metrics_fn: Optional[Callable] = None,
     eval_every_task: bool = True,
     keep_task_params=False,
+    keep_initial_params: bool = False,
     progress: bool = True,
     checkpoint_dir: Optional[str] = None,
     chunk_steps: Optional[int] = None,
     init_params=None,
     init_state: Optional[TrainState] = None,
+    init_transform: Optional[Callable] = None,
     shard="auto",
     desc: Optional[str] = None,
 ) -> RunResult:
     """Train one model per seed on a task stream (B.2) in one jitted, vmapped scan.
 
     Same arguments as ``train_many`` with a single ``cfg``. Returns a ``RunResult`` whose
-    arrays have a leading seed axis.
+    arrays have a leading seed axis. (The keyword list repeats ``train_many``'s on
+    purpose, so that both signatures stay explicit; a unit test keeps them in sync.)
     """
     return train_many(
         network, [cfg], stream, seeds, num_tasks=num_tasks, steps_per_task=steps_per_task, log_every=log_every,
         metrics_fn=metrics_fn, eval_every_task=eval_every_task, keep_task_params=keep_task_params,
-        progress=progress, checkpoint_dir=checkpoint_dir, chunk_steps=chunk_steps, init_params=init_params,
-        init_state=init_state, shard=shard, desc=desc,
+        keep_initial_params=keep_initial_params, progress=progress, checkpoint_dir=checkpoint_dir,
+        chunk_steps=chunk_steps, init_params=init_params, init_state=init_state, init_transform=init_transform,
+        shard=shard, desc=desc,
     )[0]
 
 
@@ -1189,11 +1384,13 @@ def train_many(
     metrics_fn: Optional[Callable] = None,
     eval_every_task: bool = True,
     keep_task_params=False,
+    keep_initial_params: bool = False,
     progress: bool = True,
     checkpoint_dir: Optional[str] = None,
     chunk_steps: Optional[int] = None,
     init_params=None,
     init_state: Optional[TrainState] = None,
+    init_transform: Optional[Callable] = None,
     shard="auto",
     desc: Optional[str] = None,
 ) -> list:
@@ -1215,6 +1412,9 @@ def train_many(
       eval_every_task: full-training-set loss/accuracy at each task end.
       keep_task_params: True (all tasks), False, or a sequence of task indices whose
         end-of-task parameters are kept (host memory: models x tasks x params).
+      keep_initial_params: keep the parameters training starts from in
+        ``RunResult.initial_params`` (e.g. to study the initialisation next to the
+        task-end checkpoints).
       progress: tqdm bar over chunks.
       checkpoint_dir: if set, after every chunk the run is saved atomically to
         ``checkpoint_dir/engine_<fingerprint>.npz``; a rerun with the same arguments
@@ -1229,6 +1429,10 @@ def train_many(
       init_state: a ``TrainState`` with a leading seed axis to continue from (e.g.
         ``previous.final_state``; its optimizer state must match every config). The
         global step continues from ``init_state.step``.
+      init_transform: ``params -> params`` (same structure, shapes and dtypes) applied to
+        each model's freshly initialised parameters inside the compiled initialisation,
+        e.g. ``lambda p: jax.tree_util.tree_map(jnp.abs, p)`` (App. E.8). Not with
+        ``init_params`` / ``init_state``. ``initial_params`` gives the same parameters.
       shard: ``"auto"``/True (shard models over all devices) or False.
       desc: progress-bar label.
     Returns:
@@ -1263,6 +1467,9 @@ def train_many(
         )
     if init_params is not None and init_state is not None:
         raise ValueError("give init_params or init_state, not both")
+    if init_transform is not None and (init_params is not None or init_state is not None):
+        raise ValueError("init_transform transforms the engine's fresh initialisation; it cannot be combined with "
+                         "init_params or init_state (transform those yourself)")
     if keep_task_params is True:
         keep_tasks = list(range(num_tasks))
     elif keep_task_params is False or keep_task_params is None:
@@ -1278,6 +1485,7 @@ def train_many(
         res = _run_group(
             network, scfg, group, stream, seeds, num_tasks, steps_per_task, log_every, chunk_steps, metrics_fn,
             eval_every_task, keep_tasks, progress, checkpoint_dir, init_params, init_state, shard, desc,
+            init_transform, bool(keep_initial_params),
         )
         for i, r in zip(idxs, res):
             results[i] = r
@@ -1360,7 +1568,8 @@ def _default_chunk_steps(num_tasks: int, steps_per_task: int, target: int = 1000
 
 
 def _run_group(network, scfg, cfgs, stream, seeds, num_tasks, steps_per_task, log_every, chunk_steps, metrics_fn,
-               eval_every_task, keep_tasks, progress, checkpoint_dir, init_params, init_state0, shard, desc):
+               eval_every_task, keep_tasks, progress, checkpoint_dir, init_params, init_state0, shard, desc,
+               init_transform=None, keep_initial=False):
     t_start = time.perf_counter()
     n_cfg, n_seed = len(cfgs), len(seeds)
     m = n_cfg * n_seed
@@ -1389,8 +1598,10 @@ def _run_group(network, scfg, cfgs, stream, seeds, num_tasks, steps_per_task, lo
                 params = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)[seed_pos]), init_params)
             else:
                 params = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(jnp.asarray(a), (m_pad,) + np.shape(a)), init_params)
-        state = _init_states(network, scfg, seed_keys, example_x, params)
+        _check_init_transform(network, init_transform, example_x)
+        state = _init_states(network, scfg, seed_keys, example_x, params, init_transform)
     g_base = int(np.asarray(state.step)[0])
+    params0 = jax.device_get(state.params) if keep_initial else None  # before any training or resumption
 
     mesh = None
     if n_dev > 1:
@@ -1421,7 +1632,8 @@ def _run_group(network, scfg, cfgs, stream, seeds, num_tasks, steps_per_task, lo
         os.makedirs(checkpoint_dir, exist_ok=True)
         fp = _fingerprint(network, cfgs, seeds, num_tasks, steps_per_task, log_every, chunk_steps, eval_every_task,
                           keep_tasks, metrics_fn, stream, (init_params is not None, init_state0 is not None, n_dev),
-                          task0, init_params if init_params is not None else init_state0)
+                          task0, init_params if init_params is not None else init_state0, init_transform,
+                          state.params if init_transform is not None else None)
         ckpt_path = os.path.join(checkpoint_dir, f"engine_{fp}.npz")
         if os.path.exists(ckpt_path):
             tp_template = None
@@ -1518,5 +1730,6 @@ def _run_group(network, scfg, cfgs, stream, seeds, num_tasks, steps_per_task, lo
             diverged_at_step=np.asarray(fstate.diverged_at_step, np.int64),
             wall_time_s=wall,
             num_devices=n_dev,
+            initial_params=None if params0 is None else jax.tree_util.tree_map(take, params0),
         ))
     return out

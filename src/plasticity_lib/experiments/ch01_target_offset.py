@@ -24,10 +24,11 @@ take the last window.
 Vectorisation
 -------------
 Every (condition, seed) pair is one model; all models of one network (with or without
-layer norm) train in one jitted, vmapped scan (``train.train_steps`` with a per-model
-task). Models are ordered condition-major: model ``i = c * S + s``. A seed fixes the
-network initialisation, the minibatch sequence and the target networks, so conditions
-that share a seed differ *only* in their targets' offset / scale (common random numbers).
+layer norm) train in one jitted, vmapped scan (``train.train_steps`` with per-model
+targets and shared inputs, ``task_batched=(None, 0, None)``). Models are ordered
+condition-major: model ``i = c * S + s``. A seed fixes the network initialisation, the
+minibatch sequence and the target networks, so conditions that share a seed differ
+*only* in their targets' offset / scale (common random numbers).
 
 Keys: model of seed ``s`` is initialised by ``init_state`` from ``PRNGKey(s)``;
 pretraining targets use ``fold_in(PRNGKey(s), PRETRAIN_TAG)``, fine-tuning targets
@@ -167,9 +168,9 @@ def run_phase(network, cfg: train.TrainConfig, x, y, model_seeds: Sequence[int],
     if num_steps % chunk or chunk % log_every:
         raise ValueError(f"chunk_steps={chunk} must divide num_steps={num_steps} and be a multiple of log_every={log_every}")
     state = train.init_state(network, cfg, list(model_seeds), x[:2], init_params=init_params)
-    # train_steps vmaps a task over models only as a whole: the shared inputs are broadcast.
-    task = tasks.Task(jnp.broadcast_to(x, (m,) + x.shape), jnp.asarray(y, jnp.float32),
-                      jnp.ones((m, x.shape[0]), jnp.float32))
+    # Inputs and mask shared by the M models (stored once), targets per model.
+    task = tasks.Task(x, jnp.asarray(y, jnp.float32), jnp.ones((x.shape[0],), jnp.float32))
+    axes = (None, 0, None)
     bar = None
     if progress:
         try:
@@ -180,7 +181,7 @@ def run_phase(network, cfg: train.TrainConfig, x, y, model_seeds: Sequence[int],
             bar = None
     parts: list = []
     for _ in range(num_steps // chunk):
-        state, logs = train.train_steps(network, cfg, state, task, chunk, log_every=log_every, task_batched=True)
+        state, logs = train.train_steps(network, cfg, state, task, chunk, log_every=log_every, task_batched=axes)
         logs = jax.device_get(logs)
         parts.append(logs)
         if bar is not None:

@@ -37,7 +37,8 @@ Measurements
 ------------
 At every point of an evaluation grid (every ``iteration_steps / evals_per_iteration``
 steps) the accuracy (and cross-entropy) of every model on its *current* labels over
-the whole training set, and its parameter norm. A grid point is the end of an
+the whole training set (the engine's in-program evaluation, ``train.evaluate_task``,
+in batches of ``TrainConfig.eval_batch_size``), and its parameter norm. A grid point is the end of an
 iteration of fraction ``eps`` when it is a multiple of ``eps * iteration_steps``
 (the evaluation happens before the next relabelling); the chapter's statistics use
 only those points ("training accuracy on the current labels at the end of each
@@ -69,7 +70,6 @@ __all__ = [
     "end_of_run_accuracy",
     "accuracy_at_step",
     "spearman_of_means",
-    "current_metrics",
     "label_history",
     "final_correct",
 ]
@@ -196,27 +196,6 @@ def pool_images(x: np.ndarray, image_shape: tuple, factor: int) -> np.ndarray:
     return (img.reshape(x.shape[0], -1) if x.ndim == 2 else img).astype(np.float32)
 
 
-def current_metrics(network: Network, params, x, y, batch_size: int = 1024):
-    """Accuracy and mean cross-entropy of one model on ``(x, y)`` (all N examples), in
-    batches of ``batch_size`` (jit- and vmap-able). Returns ``(accuracy, xent)`` scalars."""
-    n = x.shape[0]
-    bs = min(int(batch_size), n)
-    n_batches = -(-n // bs)
-
-    def body(j, tot):
-        i = j * bs + jnp.arange(bs, dtype=jnp.int32)
-        w = (i < n).astype(jnp.float32)
-        idx = jnp.minimum(i, n - 1)
-        logits = network.apply(params, x[idx])
-        yb = y[idx]
-        correct = (jnp.argmax(logits, -1) == yb).astype(jnp.float32)
-        xent = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, yb[:, None], -1)[:, 0]
-        return tot + jnp.stack([jnp.sum(correct * w), jnp.sum(xent * w)])
-
-    tot = jax.lax.fori_loop(0, n_batches, body, jnp.zeros((2,), jnp.float32))
-    return tot[0] / n, tot[1] / n
-
-
 # ---------------------------------------------------------------------------- the run
 
 
@@ -271,9 +250,9 @@ def _iteration_fn(network: Network, cfg: train.TrainConfig, num_classes: int, ch
             j0 = (it * epi + b) * per_eval
             carry, losses = jax.lax.scan(chunk_body, carry, j0 + jnp.arange(per_eval, dtype=jnp.int32))
             st, y = carry
-            acc, xent = current_metrics(network, st.params, x, y, cfg.eval_batch_size)
+            ev = train.evaluate_task(network, st.params, tasks.Task(x, y, mask), batch_size=cfg.eval_batch_size)
             pn = jnp.sqrt(sum(jnp.sum(jnp.square(a)) for a in jax.tree_util.tree_leaves(st.params)))
-            out = {"accuracy": acc, "xent": xent, "param_norm": pn, "train_loss": jnp.mean(losses)}
+            out = {"accuracy": ev["accuracy"], "xent": ev["loss"], "param_norm": pn, "train_loss": jnp.mean(losses)}
             out = {name: jnp.where(st.diverged, jnp.nan, v) for name, v in out.items()}
             return carry, out
 

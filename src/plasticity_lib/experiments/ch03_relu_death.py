@@ -79,7 +79,6 @@ steps ``-edge_steps + 1 .. 0``)
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import time
@@ -110,6 +109,7 @@ __all__ = [
     "load_inputs",
     "probe_indices",
     "label_tasks",
+    "TASK_AXES",
     "make_metrics_fn",
     "run_switch",
     "switch_windows",
@@ -304,8 +304,15 @@ def probe_indices(n: int, probe_size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n)[: min(int(probe_size), int(n))]).astype(np.int32)
 
 
+#: ``train_steps(task_batched=...)`` / ``train.evaluate`` axes of :func:`label_tasks`'s
+#: tasks: inputs and mask shared by all models, labels per model.
+TASK_AXES = (None, 0, None)
+
+
 def label_tasks(x, num_classes: int, seeds: Sequence[int]):
-    """Tasks A and B of every seed, batched: two ``tasks.Task`` with leading axis ``S``.
+    """Tasks A and B of every seed: two ``tasks.Task`` whose labels ``y`` are ``(S, N)``
+    (one labelling per seed) and whose inputs ``x`` ``(N, ...)`` and mask ``(N,)`` are
+    shared (no seed axis; :data:`TASK_AXES`).
 
     Keys follow the engine (``train`` module doc): ``root = fold_in(PRNGKey(seed), 1)``,
     task ``t`` uses ``fold_in(root, t)``; task B = ``stream.next(fold_in(root, 1), 1, A)``.
@@ -318,7 +325,8 @@ def label_tasks(x, num_classes: int, seeds: Sequence[int]):
         b = stream.next(jax.random.fold_in(root, 1), jnp.int32(1), a)
         return a, b
 
-    return jax.jit(jax.vmap(both))(roots)
+    axes = tasks_lib.Task(*TASK_AXES)
+    return jax.jit(jax.vmap(both, out_axes=(axes, axes)))(roots)
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -411,8 +419,9 @@ def make_metrics_fn(network: Network, probe_idx, *, grad_metrics: bool = True,
 # ---------------------------------------------------------------------------------- run
 
 
-def _tile(tree, reps: int):
-    return jax.tree_util.tree_map(lambda a: jnp.concatenate([jnp.asarray(a)] * reps, axis=0), tree)
+def _tile_labels(task, reps: int):
+    """``task`` with its per-model labels repeated ``reps`` times along the model axis."""
+    return task._replace(y=jnp.concatenate([jnp.asarray(task.y)] * reps, axis=0))
 
 
 def _concat_logs(parts: Sequence[dict]) -> dict:
@@ -468,7 +477,7 @@ def run_switch(
 
     def steps(state, task, n, log_every, with_metrics=True):
         st, lg = train.train_steps(network, train_cfg, state, task, n, log_every=log_every,
-                                   metrics_fn=metrics_fn if with_metrics else None, task_batched=True)
+                                   metrics_fn=metrics_fn if with_metrics else None, task_batched=TASK_AXES)
         return st, jax.device_get(lg)
 
     # Task A.
@@ -476,7 +485,7 @@ def run_switch(
     n_quiet = ps.pretrain_steps - ps.edge_steps
     state, lg_a = steps(state, task_a, n_quiet, n_quiet, with_metrics=False)
     state, pre = steps(state, task_a, ps.edge_steps, 1)
-    acc_a = _accuracy(network, state.params, task_a)
+    acc_a = _accuracy(network, state.params, task_a, train_cfg.eval_batch_size)
     say(f"[{name}] task A: {ps.pretrain_steps} steps, accuracy on task A {100 * acc_a.mean():.1f} % "
         f"(wall {time.perf_counter() - t0:.0f} s, CPU {_cpu_s() - c0:.0f} s)")
 
@@ -485,7 +494,7 @@ def run_switch(
     for v in variants:
         states.append(state if v == "keep" else train.reset_optimizer(network, train_cfg, state))
     state_b = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *states)
-    tb = _tile(task_b, len(variants))
+    tb = _tile_labels(task_b, len(variants))
     parts = []
     # The erasing window runs in chunks of edge_steps when it can, reusing the compiled
     # per-step program of the last edge_steps steps (one compilation less).
@@ -499,7 +508,7 @@ def run_switch(
     state_b, lg = steps(state_b, tb, ps.edge_steps, 1)
     parts.append(lg)
     post = _concat_logs(parts)
-    acc_b = _accuracy(network, state_b.params, tb).reshape(len(variants), n_seed)
+    acc_b = _accuracy(network, state_b.params, tb, train_cfg.eval_batch_size).reshape(len(variants), n_seed)
     say(f"[{name}] task B: {ps.task_steps} steps, accuracy on task B "
         + ", ".join(f"{v} {100 * acc_b[i].mean():.1f} %" for i, v in enumerate(variants))
         + f" (wall {time.perf_counter() - t0:.0f} s, CPU {_cpu_s() - c0:.0f} s)")
@@ -532,17 +541,10 @@ def _cpu_s() -> float:
     return t.user + t.system
 
 
-@functools.lru_cache(maxsize=16)
-def _accuracy_fn(network: Network):
-    def acc(p, x, y):
-        return jnp.mean((jnp.argmax(network.apply(p, x), -1) == y).astype(jnp.float32))
-
-    return jax.jit(jax.vmap(acc))
-
-
-def _accuracy(network: Network, params, task) -> np.ndarray:
-    """Accuracy of every model (leading axis) on all of its task (leading axis)."""
-    return np.asarray(_accuracy_fn(network)(params, task.x, task.y))
+def _accuracy(network: Network, params, task, batch_size: int) -> np.ndarray:
+    """Accuracy of every model (leading axis) on all of its own labels (``task.y`` ``(M, N)``)."""
+    return train.evaluate(network, params, task.x, task.y, mask=task.mask, batch_size=batch_size,
+                          task_batched=TASK_AXES)["accuracy"]
 
 
 # ---------------------------------------------------------------------------- windows

@@ -56,7 +56,6 @@ __all__ = [
     "regression_config",
     "train_random_label_run",
     "train_offset_regression_run",
-    "stack_with_init",
     "checkpoint_kernels",
     "kernel_summaries",
     "inactive_unit_fraction",
@@ -162,12 +161,13 @@ def regression_config(width: int, depth: int) -> ModelConfig:
     return ModelConfig(arch="mlp", width=width, depth=depth, activation="relu", num_outputs=1)
 
 
-def stack_with_init(network: Network, cfg: train.TrainConfig, seeds, example_x, task_params):
-    """Prepend the initial parameters (``train.init_state``, the engine's key scheme, so
-    identical to the run's start) to ``task_params`` ``(S, K, ...)`` -> ``(S, K+1, ...)``."""
-    p0 = train.init_state(network, cfg, list(seeds), example_x).params
+def _with_init(res) -> Any:
+    """The run's checkpoints with its initialisation first: ``res.initial_params`` (kept by
+    the engine, ``keep_initial_params=True``) and ``res.task_params`` ``(S, K, ...)`` ->
+    ``(S, K+1, ...)``."""
     return jax.tree_util.tree_map(
-        lambda a, b: np.concatenate([np.asarray(a)[:, None], np.asarray(b)], axis=1), p0, task_params
+        lambda a, b: np.concatenate([np.asarray(a)[:, None], np.asarray(b)], axis=1), res.initial_params,
+        res.task_params,
     )
 
 
@@ -179,16 +179,18 @@ def train_random_label_run(
     """Networks (c)/(d): Adam on ``num_tasks`` random labellings of ``x`` (§3.1, B.2).
 
     The parameters at every task end are kept (``keep_task_params=True``); with the
-    initialisation that gives ``num_tasks + 1`` checkpoints per seed.
+    initialisation (``keep_initial_params=True``) that gives ``num_tasks + 1``
+    checkpoints per seed.
     """
     net = make_network(classifier_config(width, depth, activation, num_classes))
     cfg = train.TrainConfig(learning_rate=learning_rate, batch_size=batch_size)
     stream = tasks.random_labels(x, num_classes)
     res = train.train_stream(
         net, cfg, stream, seeds=list(seeds), num_tasks=num_tasks, steps_per_task=steps_per_task,
-        log_every=steps_per_task, keep_task_params=True, progress=progress, desc=f"({name}) {activation}",
+        log_every=steps_per_task, keep_task_params=True, keep_initial_params=True, progress=progress,
+        desc=f"({name}) {activation}",
     )
-    params = stack_with_init(net, cfg, seeds, x[:2], res.task_params)
+    params = _with_init(res)
     return Run(name, net, params, np.arange(num_tasks + 1), "random-label tasks completed", res)
 
 
@@ -210,9 +212,10 @@ def train_offset_regression_run(
     per = steps // checkpoints
     res = train.train_stream(
         net, cfg, stream, seeds=list(seeds), num_tasks=checkpoints, steps_per_task=per,
-        log_every=per, keep_task_params=True, progress=progress, desc=f"({name}) offset {offset:g}",
+        log_every=per, keep_task_params=True, keep_initial_params=True, progress=progress,
+        desc=f"({name}) offset {offset:g}",
     )
-    params = stack_with_init(net, cfg, seeds, x[:2], res.task_params)
+    params = _with_init(res)
     return Run(name, net, params, np.arange(checkpoints + 1) * per, "Adam steps on the offset targets", res)
 
 

@@ -28,8 +28,9 @@ parameters (where the architecture allows), tasks and minibatches: common random
 numbers, so per-seed differences between interventions are paired.
 
 Task-end metrics (accuracy and loss over all of the task's masked examples, in batches
-of ``TrainConfig.eval_batch_size`` as the engine does, so batch norm sees only masked
-examples) come from :func:`evaluate_tasks` (vmapped over models and their own tasks).
+of ``TrainConfig.eval_batch_size``, so batch norm sees only masked examples) come from
+the engine's ``train.evaluate`` with ``task_batched=True`` (every model on its own
+task, one vmapped program).
 
 Claim statistics (fixed in the chapter's issue) live here too: :func:`first_last`,
 :func:`slopes`, :func:`interval_gap`.
@@ -37,8 +38,8 @@ Claim statistics (fixed in the chapter's issue) live here too: :func:`first_last
 Public API
 ----------
 ``FAMILIES``, ``MODES``, ``StreamSpec``, ``make_stream``, ``Member``, ``GroupResult``,
-``run_group``, ``evaluate_tasks``, ``intervention_table``, ``tidy_end_of_task``,
-``tidy_curves``, ``first_last``, ``slopes``, ``interval_gap``.
+``run_group``, ``intervention_table``, ``tidy_end_of_task``, ``tidy_curves``,
+``first_last``, ``slopes``, ``interval_gap``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import tasks, train
-from ..losses import data_loss
 from ..models import ModelConfig, Network, make_network
 
 __all__ = [
@@ -66,7 +66,6 @@ __all__ = [
     "GroupResult",
     "StreamBank",
     "run_group",
-    "evaluate_tasks",
     "Intervention",
     "intervention_table",
     "PANELS",
@@ -183,56 +182,6 @@ def cpu_seconds() -> float:
     """User + system CPU seconds of this process so far (all threads)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-# ----------------------------------------------------------------------------------
-# Evaluation over each model's own task
-# ----------------------------------------------------------------------------------
-
-
-def _eval_one(network: Network, loss: str, batch_size: int, params, task, label_smoothing):
-    """Mean loss / accuracy over the masked examples of ``task`` (as the engine's task-end eval)."""
-    x, y, mask = task
-    order = jnp.argsort(-(mask > 0).astype(jnp.int32), stable=True).astype(jnp.int32)
-    n_active = jnp.sum(mask > 0).astype(jnp.int32)
-    bs = min(batch_size, x.shape[0])
-    safe = jnp.maximum(n_active, 1)
-    n_batches = (safe + bs - 1) // bs
-
-    def body(j, acc):
-        i = j * bs + jnp.arange(bs, dtype=jnp.int32)
-        w = (i < n_active).astype(jnp.float32)
-        idx = order[i % safe]
-        per_ex, m = data_loss(loss, network.apply(params, x[idx]), y[idx], label_smoothing=label_smoothing)
-        return {"loss": acc["loss"] + jnp.sum(per_ex * w), "accuracy": acc["accuracy"] + jnp.sum(m["accuracy"] * w)}
-
-    tot = jax.lax.fori_loop(0, n_batches, body, {"loss": jnp.float32(0.0), "accuracy": jnp.float32(0.0)})
-    return {k: v / safe.astype(jnp.float32) for k, v in tot.items()}
-
-
-_EVAL_CACHE: dict = {}
-
-
-def evaluate_tasks(network: Network, params, task: tasks.Task, *, loss: str = "xent", batch_size: int = 1024,
-                   label_smoothing=0.0) -> dict:
-    """Task-end loss and accuracy of M models, each on its own task.
-
-    Args:
-      params: params tree with a leading model axis M.
-      task: ``Task`` whose leaves have a leading axis M.
-      label_smoothing: scalar or ``(M,)``.
-    Returns:
-      ``{"loss": (M,), "accuracy": (M,)}`` numpy arrays.
-    """
-    if loss != "xent":
-        raise ValueError("evaluate_tasks supports the classification loss 'xent' only")
-    m = int(np.shape(task.y)[0])
-    ls = jnp.broadcast_to(jnp.asarray(label_smoothing, jnp.float32), (m,))
-    key = (network, loss, int(batch_size))
-    if key not in _EVAL_CACHE:
-        _EVAL_CACHE[key] = jax.jit(jax.vmap(lambda p, t, s: _eval_one(network, loss, int(batch_size), p, t, s)))
-    out = _EVAL_CACHE[key](params, task, ls)
-    return {k: np.asarray(v) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------------
@@ -369,7 +318,8 @@ def run_group(
             logs = {k: np.full((n_mem * n_seed, num_tasks, w) + np.shape(v)[2:], np.nan, np.float32) for k, v in lg.items()}
         for k, v in lg.items():
             logs[k][:, t] = v
-        ev = evaluate_tasks(network, state.params, task, batch_size=cfg.eval_batch_size, label_smoothing=ls)
+        ev = train.evaluate(network, state.params, task.x, task.y, mask=task.mask, batch_size=cfg.eval_batch_size,
+                            label_smoothing=ls, task_batched=True)
         diverged = np.asarray(state.diverged)
         pn = lg["param_norm"][:, -1]  # after the task's last step
         for k, v in (("accuracy", ev["accuracy"]), ("loss", ev["loss"]), ("param_norm", pn)):

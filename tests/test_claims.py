@@ -1,6 +1,7 @@
 """claims: intervals against scipy/NumPy, verdict logic, JSON records."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -103,4 +104,62 @@ def test_smoke_profile_is_not_evaluated():
 
 def test_spearman_constant_is_nan():
     assert np.isnan(claims.spearman([1, 2, 3], [5, 5, 5]))
+    assert np.isnan(claims.spearman([4.0], [2.0]))  # n = 1: both sides constant
+    assert np.isnan(claims.spearman([1, 2, np.nan], [1, 2, 3]))  # NaN propagates, as scipy
     assert claims.spearman([1, 2, 3], [1, 4, 9]) == pytest.approx(1.0)
+
+
+def test_spearman_exact_without_ties():
+    # 1 - 6 * sum d^2 / (n (n^2 - 1)) by hand, n = 5 (n (n^2 - 1) = 120):
+    # d = (0, -1, 1, 0, 0): sum d^2 = 2 -> 1 - 12/120 = 0.9 exactly
+    rho = claims.spearman([1, 2, 3, 4, 5], [1, 3, 2, 4, 5])
+    assert rho == 0.9 and rho >= 0.9 and isinstance(rho, float)
+    # d = (-4, -1, -1, 3, 3): sum d^2 = 36 -> 1 - 216/120 = -0.8 exactly
+    rho = claims.spearman([1, 2, 3, 4, 5], [5, 3, 4, 1, 2])
+    assert rho == -0.8 and rho <= -0.8
+    # only the ranks matter (monotone transforms, float doses)
+    assert claims.spearman([0.0, 0.1, 1.0, 10.0, 100.0], np.exp([1, 3, 2, 4, 5])) == 0.9
+    assert claims.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert claims.spearman(range(7), np.arange(7) ** 3) == 1.0
+
+
+def test_spearman_every_permutation_of_five_is_the_exact_rational():
+    from fractions import Fraction
+    from itertools import permutations
+
+    x = np.arange(1, 6)
+    for perm in permutations(range(1, 6)):
+        d2 = sum((i - j) ** 2 for i, j in zip(x, perm))
+        expected = float(Fraction(120 - 6 * d2, 120))  # a multiple of 0.1, correctly rounded
+        assert claims.spearman(x, perm) == expected, (perm, d2)
+
+
+def test_spearman_with_ties_by_hand():
+    # x ranks (1, 2.5, 2.5, 4), y ranks (1, 2, 3, 4): centred (-1.5, 0, 0, 1.5) and
+    # (-1.5, -.5, .5, 1.5): Sxy = 4.5, Sxx = 4.5, Syy = 5 -> rho = 4.5 / sqrt(22.5) = sqrt(0.9)
+    rho = claims.spearman([1, 2, 2, 3], [1, 2, 3, 4])
+    assert abs(rho - math.sqrt(0.9)) <= 1.2e-16
+    # rational with ties: ranks (1.5,1.5,3.5,3.5,5.5,5.5) vs (1.5,1.5,5.5,5.5,3.5,3.5):
+    # centred (-2,-2,0,0,2,2) and (-2,-2,2,2,0,0): Sxy = 8, Sxx = Syy = 16 -> 0.5 exactly
+    assert claims.spearman([1, 1, 2, 2, 3, 3], [1, 1, 3, 3, 2, 2]) == 0.5
+    assert claims.spearman([1, 1, 2, 2], [1, 1, 2, 2]) == 1.0
+    assert claims.spearman([1, 1, 2, 2], [1, 2, 1, 2]) == 0.0
+
+
+def test_spearman_matches_scipy_on_random_inputs():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 30))
+        x, y = rng.integers(0, 5, n), rng.normal(size=n)  # x has ties, y does not
+        if np.ptp(x) == 0:
+            continue
+        assert claims.spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-14)
+
+
+@pytest.mark.parametrize(
+    "x, y, word",
+    [([1, 2, 3], [1, 2], "same length"), ([[1, 2], [3, 4]], [[1, 2], [3, 4]], "one-dimensional"), ([], [], "empty")],
+)
+def test_spearman_bad_inputs(x, y, word):
+    with pytest.raises(ValueError, match=word):
+        claims.spearman(x, y)

@@ -109,6 +109,24 @@ def test_mnist_subsets_are_seeded(mnist_env):
         data.load_dataset("mnist", "test", n=10001)
 
 
+def test_mnist_uncentred(mnist_env):
+    """center=False: raw pixels / 255 in [0, 1]; the centred load minus the training
+    mean; the record says so."""
+    c = data.load_dataset("mnist", "test", n=300, seed=4)
+    u = data.load_dataset("mnist", "test", n=300, seed=4, center=False)
+    assert u.centered is False and c.centered is True
+    assert u.source == c.source + ", not centred" and "not centred" in repr(u)
+    assert u.x.shape == c.x.shape and u.x.dtype == np.float32
+    assert u.x.min() == 0.0 and u.x.max() == 1.0  # 0 and 255 pixels, exactly
+    np.testing.assert_array_equal(np.round(u.x * 255), u.x * 255)  # multiples of 1/255
+    np.testing.assert_array_equal(u.pixel_mean, np.zeros((28, 28, 1), np.float32))
+    np.testing.assert_allclose(u.x, c.x + c.pixel_mean, atol=1e-6)
+    np.testing.assert_array_equal(u.y, c.y)
+    f = data.load_dataset("mnist", "test", n=300, seed=4, center=False, flatten=True)
+    np.testing.assert_array_equal(f.x, u.x.reshape(300, -1))
+    assert f.pixel_mean.shape == (784,)
+
+
 def test_cached_load_does_not_import_tensorflow(mnist_env):
     data.load_dataset("mnist", "test", n=10)  # make sure the cache exists
     code = (
@@ -185,6 +203,27 @@ def test_fallback_digits(empty_dirs, monkeypatch, name, shape):
         np.testing.assert_allclose(img[2:5, 2:5], img[2, 2], atol=1e-6)
 
 
+def test_fallback_uncentred_matches_independent_digits(empty_dirs, monkeypatch):
+    """center=False on the digits fallback equals round(v * 255 / 16) / 255 of
+    scikit-learn's digits, rebuilt here independently (3x upsampling, 2-pixel border)."""
+    from sklearn.datasets import load_digits
+
+    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    u = data.load_dataset("mnist", "test", n=50, seed=2, allow_fallback=True, center=False)
+    c = data.load_dataset("mnist", "test", n=50, seed=2, allow_fallback=True)
+    assert not u.centered and u.source == "digits (scikit-learn fallback for mnist), not centred"
+    digits = load_digits()
+    perm = np.random.default_rng(0).permutation(1797)
+    test_idx = perm[1437:][np.sort(np.random.default_rng(2).choice(360, size=50, replace=False))]
+    img = np.round(digits.images[test_idx] * 255.0 / 16.0) / 255.0
+    img = np.kron(img, np.ones((1, 3, 3)))  # nearest neighbour 8x8 -> 24x24
+    img = np.pad(img, ((0, 0), (2, 2), (2, 2)))[..., None]
+    np.testing.assert_allclose(u.x, img, atol=1e-7)
+    assert u.x.min() >= 0.0 and u.x.max() <= 1.0
+    np.testing.assert_allclose(u.x - c.pixel_mean, c.x, atol=1e-6)  # default still centred
+    np.testing.assert_array_equal(u.y, digits.target[test_idx])
+
+
 def test_cifar10_when_available(tmp_path, monkeypatch):
     raw = _raw_root()
     if not (raw / "cifar10" / "cifar-10-binary.tar.gz").is_file():
@@ -201,6 +240,8 @@ def test_cifar10_when_available(tmp_path, monkeypatch):
         ({"name": "mnist", "split": "validation"}, "split"),
         ({"name": "mnist", "n": 0}, "n="),
         ({"name": "mnist", "n": 2.5}, "n="),
+        ({"name": "mnist", "center": "no"}, "center="),
+        ({"name": "mnist", "center": 0}, "center="),
     ],
 )
 def test_bad_arguments(kwargs, word):

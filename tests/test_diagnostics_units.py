@@ -142,3 +142,43 @@ def test_jit_vmap_over_seeds(layers):
         assert float(out[s]) == pytest.approx(float(np.all(np.asarray(z[s]) <= 0, 0).mean()))
     g = jax.jit(jax.vmap(lambda zz: U.linearized_unit_fraction([zz], "gelu")[1]))
     assert g(z).shape == (2,)
+
+
+def test_preactivation_stats_quantile_inputs(layers):
+    """quantile_inputs=k: quantiles and w1 from the first k inputs (NumPy on z[:k]);
+    the moments still use every input; None / k >= batch is the default."""
+    z, z0 = layers[0], layers[0] * 0.5 + 1.0
+    full = U.preactivation_stats(z, z0, quantiles=(0.1, 0.5, 0.9))
+    sub = jax.jit(lambda a, b: U.preactivation_stats(a, b, (0.1, 0.5, 0.9), quantile_inputs=8))(z, z0)
+    np.testing.assert_allclose(sub["quantiles"], np.quantile(z[:8], [0.1, 0.5, 0.9]), rtol=1e-5)
+    w1 = np.abs(np.sort(z[:8].ravel()) - np.sort(z0[:8].ravel())).mean()
+    np.testing.assert_allclose(sub["w1"], w1, rtol=1e-5)
+    for k in ("mean", "std", "unit_std", "unit_mean_std", "frac_positive", "mean_shift", "std_ratio"):
+        np.testing.assert_allclose(sub[k], full[k], rtol=1e-6, err_msg=k)
+    for k in (None, 32, 1000):  # the whole batch: identical to the default
+        same = U.preactivation_stats(z, z0, (0.1, 0.5, 0.9), quantile_inputs=k)
+        for name in full:
+            np.testing.assert_array_equal(same[name], full[name], err_msg=f"{k} {name}")
+    # (..., units) inputs: leading axes flattened first, then the first k rows
+    z3 = z.reshape(4, 8, 10)
+    np.testing.assert_allclose(
+        U.preactivation_stats(z3, quantile_inputs=8)["quantiles"],
+        np.quantile(z[:8], [0.05, 0.25, 0.5, 0.75, 0.95]), rtol=1e-5,
+    )
+    per = U.preactivation_stats_per_layer(layers, quantile_inputs=4)
+    np.testing.assert_allclose(per["quantiles"][1], np.quantile(layers[1][:4], [0.05, 0.25, 0.5, 0.75, 0.95]), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"quantile_inputs": 0}, "quantile_inputs="),
+        ({"quantile_inputs": 2.5}, "quantile_inputs="),
+        ({"quantile_inputs": True}, "quantile_inputs="),
+        ({"quantiles": (0.5, 1.5)}, "quantiles="),
+        ({"quantiles": ()}, "quantiles="),
+    ],
+)
+def test_preactivation_stats_bad_arguments(layers, kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        U.preactivation_stats(layers[0], **kwargs)

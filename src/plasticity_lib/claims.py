@@ -362,11 +362,68 @@ def load_records(directory: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (ties averaged); nan if either side is constant."""
+    """Spearman rank correlation ρ of ``x`` and ``y`` (each ``(n,)``), computed exactly.
+
+    ρ is the Pearson correlation of the ranks (ties get their average rank, as in
+    ``scipy.stats.spearmanr``). Ranks are rational, so ρ is exact arithmetic up to one
+    square root; ``scipy.stats.spearmanr`` computes it in floating point and returns
+    e.g. ``0.8999999999999998`` for an exact 0.9 (n = 5, no ties), which fails a
+    ``>= 0.9`` threshold. Here:
+
+    * With doubled average ranks ``a = 2 rank(x)``, ``b = 2 rank(y)`` (integers), the
+      sums ``Sab = n Σ ab - Σa Σb``, ``Saa``, ``Sbb`` are computed as exact Python
+      integers and ``ρ = Sab / sqrt(Saa Sbb)``.
+    * Without ties ``Saa = Sbb`` and this is the textbook ``1 - 6 Σ d_i² / (n (n² - 1))``.
+      Whenever ``Saa Sbb`` is a perfect square (always without ties) ρ is a rational
+      number and the returned float is that rational correctly rounded: an exact
+      0.9 is returned as ``0.9``.
+    * Otherwise (some ties) ρ is irrational -- it can never equal a decimal threshold
+      exactly -- and it is evaluated with 50-digit decimal arithmetic, then rounded
+      once to float64 (so within half an ulp of the true value; no ad-hoc rounding
+      to a number of decimals is needed).
+
+    Matches ``scipy.stats.spearmanr(x, y).statistic`` to ~1e-15.
+
+    Args:
+      x, y: ``(n,)`` sequences of real numbers, same length ``n >= 1``.
+    Returns:
+      ρ in [-1, 1] as a Python float; ``nan`` if either side is constant (including
+      ``n = 1``) or contains a NaN (as scipy's default ``nan_policy="propagate"``).
+    Raises:
+      ValueError: ``x`` or ``y`` is not one-dimensional, is empty, or their lengths
+        differ.
+    """
+    from fractions import Fraction
+    from decimal import Decimal, localcontext
+
     from scipy import stats
 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
+    if x.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"spearman: `x` and `y` must be one-dimensional, got shapes {x.shape} and {y.shape}")
+    if x.size != y.size:
+        raise ValueError(f"spearman: `x` and `y` must have the same length, got {x.size} and {y.size}")
+    if x.size == 0:
+        raise ValueError("spearman: `x` and `y` are empty; need at least one pair")
+    if np.isnan(x).any() or np.isnan(y).any():
         return float("nan")
-    return float(stats.spearmanr(x, y).statistic)
+    n = int(x.size)
+    # Doubled average ranks are integers (average ranks are multiples of 1/2).
+    a = np.rint(2 * stats.rankdata(x, method="average")).astype(np.int64)
+    b = np.rint(2 * stats.rankdata(y, method="average")).astype(np.int64)
+    if n > 1 << 20:  # keep the int64 sums (<= 4 n^3) far from overflow
+        a, b = a.astype(object), b.astype(object)
+    sa, sb = int(a.sum()), int(b.sum())
+    sab = n * int(a.dot(b)) - sa * sb
+    saa = n * int(a.dot(a)) - sa * sa
+    sbb = n * int(b.dot(b)) - sb * sb
+    if saa == 0 or sbb == 0:  # all ranks equal: a constant side (also n = 1)
+        return float("nan")
+    prod = saa * sbb
+    root = math.isqrt(prod)
+    if root * root == prod:  # rational: correctly rounded float of the exact fraction
+        return float(Fraction(sab, root))
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return float(Decimal(sab) / Decimal(prod).sqrt())

@@ -37,7 +37,10 @@ Preprocessing: pixels are scaled to [0, 1] and then **centred per feature**: the
 per-pixel (and per-channel) mean of the full *training* split is subtracted from
 every split, so training inputs have zero mean at every pixel. The paper notes that
 input centring matters for MLPs; the subtracted mean is kept as
-``Dataset.pixel_mean`` (add it back to display images).
+``Dataset.pixel_mean`` (add it back to display images). ``load_dataset(...,
+center=False)`` skips the centring and returns the raw ``pixels / 255`` in [0, 1]
+(non-negative inputs, e.g. for App. E.8's Fig. 24 toy); ``pixel_mean`` is then zero,
+``Dataset.centered`` is False and ``Dataset.source`` ends in ``", not centred"``.
 """
 
 from __future__ import annotations
@@ -99,16 +102,22 @@ class Dataset:
     Attributes:
       x: float32 ``(N, H, W, C)`` -- ``(N, 28, 28, 1)`` for (Fashion-)MNIST,
         ``(N, 32, 32, 3)`` for CIFAR -- or ``(N, H*W*C)`` when loaded with
-        ``flatten=True``. Values are ``pixels / 255 - pixel_mean``.
+        ``flatten=True``. Values are ``pixels / 255 - pixel_mean``: centred per
+        feature by default, in [0, 1] when loaded with ``center=False``.
       y: int32 ``(N,)`` class labels in ``[0, num_classes)``.
       num_classes: number of classes of the data actually returned (10 for the
         digits fallback even when ``cifar100`` was asked).
       name: the dataset that was asked for.
       source: what really ran, e.g. ``"mnist (tfds, manual files)"`` or
-        ``"digits (scikit-learn fallback for mnist)"``.
+        ``"digits (scikit-learn fallback for mnist)"``; with ``center=False`` it
+        ends in ``", not centred"`` (so a claim record's ``dataset`` says so).
       split: ``"train"`` or ``"test"``.
       pixel_mean: float32, same trailing shape as one ``x`` row: the per-feature
-        mean of the full training split (in [0, 1] units) that was subtracted.
+        mean of the full training split (in [0, 1] units) that was subtracted; all
+        zeros when ``centered`` is False (nothing was subtracted), so
+        ``x + pixel_mean`` is always ``pixels / 255``.
+      centered: whether ``x`` was centred (the ``center`` argument of
+        :func:`load_dataset`).
     """
 
     x: np.ndarray
@@ -118,6 +127,7 @@ class Dataset:
     source: str
     split: str
     pixel_mean: np.ndarray
+    centered: bool = True
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -126,7 +136,8 @@ class Dataset:
         return (
             f"Dataset(name={self.name!r}, split={self.split!r}, x={self.x.shape} "
             f"{self.x.dtype}, y={self.y.shape} {self.y.dtype}, "
-            f"num_classes={self.num_classes}, source={self.source!r})"
+            f"num_classes={self.num_classes}, centered={self.centered}, "
+            f"source={self.source!r})"
         )
 
 
@@ -411,8 +422,9 @@ def load_dataset(
     seed: int = 0,
     flatten: bool = False,
     allow_fallback: bool = False,
+    center: bool = True,
 ) -> Dataset:
-    """Load one split of ``name`` as a centred float32 :class:`Dataset`.
+    """Load one split of ``name`` as a float32 :class:`Dataset`, centred by default.
 
     Args:
       name: ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` or ``"cifar100"``
@@ -426,13 +438,19 @@ def load_dataset(
       allow_fallback: when no copy of the data can be had, return scikit-learn's
         digits resized to the dataset's image shape instead of raising (smoke
         profile only; ``source`` says so).
+      center: ``True`` (default): subtract the per-pixel mean of the full training
+        split (App. B.2 preprocessing). ``False``: no centring, ``x = pixels / 255`` in
+        [0, 1] exactly (non-negative inputs, e.g. App. E.8 / Fig. 24); then
+        ``pixel_mean`` is zero, ``centered`` is False and ``source`` ends in
+        ``", not centred"``.
 
     Returns:
-      :class:`Dataset` with ``x = pixels / 255 - pixel_mean`` (the per-pixel mean of
-      the full training split), int32 ``y``.
+      :class:`Dataset` with ``x = pixels / 255 - pixel_mean`` (``pixel_mean`` the
+      per-pixel mean of the full training split, or zero when ``center=False``),
+      int32 ``y``; ``x`` is ``(N, H, W, C)``, or ``(N, H*W*C)`` with ``flatten``.
 
     Raises:
-      ValueError: unknown ``name``/``split``, or bad ``n``.
+      ValueError: unknown ``name``/``split``, bad ``n``, or ``center`` not a bool.
       DataUnavailableError: no data and ``allow_fallback`` is False; the message
         names the files expected and ``PLASTICITY_DATA_DIR``.
     """
@@ -441,6 +459,8 @@ def load_dataset(
         raise ValueError(f"split={split!r} is not allowed; allowed: {list(SPLITS)}")
     if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1):
         raise ValueError(f"n={n!r} must be None or a positive int")
+    if not isinstance(center, (bool, np.bool_)):
+        raise ValueError(f"center={center!r} is not allowed; allowed: True or False")
     try:
         raw = _load_raw(name)
     except DataUnavailableError:
@@ -457,8 +477,14 @@ def load_dataset(
             )
         idx = np.sort(np.random.default_rng(seed).choice(len(y), size=n, replace=False))
         x_u8, y = x_u8[idx], y[idx]
-    mean = np.asarray(raw["pixel_mean"], dtype=np.float32)
-    x = x_u8.astype(np.float32) / np.float32(255.0) - mean
+    source = str(raw["source"])
+    if center:
+        mean = np.asarray(raw["pixel_mean"], dtype=np.float32)
+        x = x_u8.astype(np.float32) / np.float32(255.0) - mean
+    else:
+        mean = np.zeros(x_u8.shape[1:], dtype=np.float32)
+        x = x_u8.astype(np.float32) / np.float32(255.0)
+        source += ", not centred"
     if flatten:
         x, mean = x.reshape(len(x), -1), mean.reshape(-1)
     x.flags.writeable = False
@@ -467,9 +493,10 @@ def load_dataset(
     return Dataset(
         x=x,
         y=y,
-        num_classes=10 if "fallback" in str(raw["source"]) else DATASETS[name][1],
+        num_classes=10 if "fallback" in source else DATASETS[name][1],
         name=name,
-        source=str(raw["source"]),
+        source=source,
         split=split,
         pixel_mean=mean,
+        centered=bool(center),
     )

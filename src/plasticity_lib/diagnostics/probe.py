@@ -20,7 +20,9 @@ Definitions used here
 * Probe loss: mean over inputs and outputs of the squared error,
   ``(1/(n C)) ||f(theta_k; X) - y(X)||^2`` (the paper's ``||.||^2`` up to the constant
   ``1/(nC)``). Full-batch Adam (``optax.adam(lr)``, fresh state) for ``steps`` steps in a
-  ``lax.scan``; optional random mini-batches of ``batch_size``.
+  ``lax.scan``; optional random mini-batches of ``batch_size``. The paper does not name
+  the probe's optimizer; ``optimizer=`` selects another one (``"sgd"``, or any
+  ``optax.GradientTransformation``), always with a fresh state.
 * The reported number is the probe loss after the last step, on all of ``X``. A network
   that cannot move its outputs keeps a loss near ``amplitude^2 / 2``; a plastic one
   drives it towards 0. ``probe_ratio`` divides by the same probe (same ``key``, hence the
@@ -42,11 +44,47 @@ import optax
 Array = jax.Array
 
 __all__ = [
+    "PROBE_OPTIMIZERS",
+    "make_probe_optimizer",
     "probe_perturbation",
     "plasticity_probe",
     "probe_ratio",
     "probe_vmapped",
 ]
+
+
+#: Optimizer names accepted by ``plasticity_probe(optimizer=...)``: name -> optax factory of lr.
+PROBE_OPTIMIZERS = {
+    "adam": optax.adam,  # default: optax.adam(lr) (b1 0.9, b2 0.999, eps 1e-8)
+    "sgd": optax.sgd,  # plain gradient descent: theta <- theta - lr * grad
+}
+
+
+def make_probe_optimizer(
+    optimizer: "str | optax.GradientTransformation" = "adam", lr: float = 1e-3
+) -> optax.GradientTransformation:
+    """The probe's optimizer: a name of ``PROBE_OPTIMIZERS`` with learning rate ``lr``,
+    or an ``optax.GradientTransformation`` returned as is (``lr`` unused: the
+    transformation carries its own step size).
+
+    Raises:
+      ValueError: ``optimizer`` is neither a known name nor a GradientTransformation.
+    """
+    if isinstance(optimizer, str):
+        if optimizer not in PROBE_OPTIMIZERS:
+            raise ValueError(
+                f"optimizer={optimizer!r} is not allowed; allowed: {sorted(PROBE_OPTIMIZERS)} "
+                "or an optax.GradientTransformation"
+            )
+        return PROBE_OPTIMIZERS[optimizer](lr)
+    if isinstance(optimizer, optax.GradientTransformation) or (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
+    ):
+        return optimizer
+    raise ValueError(
+        f"optimizer={optimizer!r} is not allowed; allowed: {sorted(PROBE_OPTIMIZERS)} "
+        "or an optax.GradientTransformation"
+    )
 
 
 def probe_perturbation(
@@ -80,6 +118,7 @@ def plasticity_probe(
     frequency: float = 100.0,
     batch_size: Optional[int] = None,
     return_curve: bool = False,
+    optimizer: "str | optax.GradientTransformation" = "adam",
 ):
     """Run the B.3 plasticity probe from checkpoint ``params``.
 
@@ -89,14 +128,22 @@ def plasticity_probe(
       x: ``(n, ...)`` probe inputs (e.g. a subset of the training/replay inputs).
       key: PRNG key for ``eta`` and the mini-batches.
       steps: optimizer steps (static; the paper uses 2000).
-      lr: Adam learning rate.
+      lr: learning rate of a named ``optimizer`` (ignored when ``optimizer`` is a
+        GradientTransformation).
       amplitude, frequency: of ``eta``.
       batch_size: static; None = full batch.
       return_curve: static; also return the per-step training loss ``(steps,)`` (on the
         batch used at that step, before the update).
+      optimizer: static; ``"adam"`` (default, ``optax.adam(lr)``), ``"sgd"``
+        (``optax.sgd(lr)``), or an ``optax.GradientTransformation`` (e.g.
+        ``optax.sgd(0.1, momentum=0.9)``). A fresh optimizer state is initialised
+        from ``params`` either way.
     Returns:
-      final probe loss (scalar), or ``(final_loss, curve)``.
+      final probe loss (scalar), or ``(final_loss, curve)`` with ``curve`` ``(steps,)``.
+    Raises:
+      ValueError: unknown ``optimizer`` (names the allowed values).
     """
+    opt = make_probe_optimizer(optimizer, lr)
     n = x.shape[0]
     k_eta, k_batch = jax.random.split(key)
     f0 = jax.lax.stop_gradient(jnp.reshape(apply_fn(params, x), (n, -1)))
@@ -106,7 +153,6 @@ def plasticity_probe(
         out = jnp.reshape(apply_fn(p, xb), (xb.shape[0], -1))
         return jnp.mean(jnp.square(out - yb))
 
-    opt = optax.adam(lr)
     grad_fn = jax.value_and_grad(loss_fn)
 
     def step(carry, k):

@@ -381,8 +381,8 @@ bn_table
 #
 # An MLP (`depth` hidden ReLU layers of `width` units, with biases) on `n_train`
 # MNIST images with their true labels. The inputs are the raw pixel intensities in
-# $[0, 1]$: `data.load_dataset` centres every pixel, and we add the training mean back
-# (`ch5.nonnegative_inputs`). For each seed we draw the library's normal
+# $[0, 1]$ (`data.load_dataset(..., center=False)`; the library centres pixels by
+# default). For each seed we draw the library's normal
 # initialisation (LeCun-normal weights, zero biases) and train it; then we map every
 # parameter of *the same* initialisation to its absolute value and train that, with
 # the same minibatches. With non-negative inputs and non-negative weights, every

@@ -73,7 +73,6 @@ __all__ = [
     "feature_diagnostics",
     "pretrain_finetune",
     "offset_experiment",
-    "spearman_exact",
     "spearman_estimate",
     "ratio_estimate",
     "difference_of_ratios_estimate",
@@ -394,28 +393,15 @@ def offset_experiment(x, x_probe, *, seeds: Sequence[int], offsets: Sequence[flo
 # ---------------------------------------------------------------------- statistics
 
 
-def spearman_exact(x: Sequence[float], y: Sequence[float]) -> float:
-    """``claims.spearman`` rounded to 12 decimals.
-
-    Without ties Spearman's ρ is the rational number ``1 - 6 sum d_i^2 / (n (n^2 - 1))``
-    (for n = 5 doses a multiple of 0.1), but ``scipy.stats.spearmanr`` computes it as a
-    floating-point Pearson correlation of ranks and returns e.g. ``0.8999999999999998``
-    for an exact 0.9, which would fail a ``>= 0.9`` threshold. Rounding removes that
-    artefact and nothing else.
-    """
-    r = claims.spearman(x, y)
-    return float(np.round(r, 12)) if np.isfinite(r) else r
-
-
 def spearman_estimate(samples: np.ndarray, doses: Sequence[float]) -> claims.Estimate:
     """Spearman correlation of ``doses`` with the seed-mean of ``samples`` ``(S, len(doses))``
-    (:func:`spearman_exact`), with a percentile bootstrap over seeds
+    (``claims.spearman``, exact rational arithmetic), with a percentile bootstrap over seeds
     (``claims.bootstrap_interval``)."""
     doses = np.asarray(doses, np.float64)
     x = np.asarray(samples, np.float64)
     if x.ndim != 2 or x.shape[1] != doses.size:
         raise ValueError(f"samples must be (seeds, {doses.size}), got {x.shape}")
-    return claims.bootstrap_interval(x, lambda s: spearman_exact(doses, s.mean(axis=0)))
+    return claims.bootstrap_interval(x, lambda s: claims.spearman(doses, s.mean(axis=0)))
 
 
 def ratio_estimate(numerator: np.ndarray, denominator: np.ndarray) -> claims.Estimate:

@@ -71,7 +71,6 @@ __all__ = [
     "run_algebra",
     "spectra_frame",
     "algebra_statistics",
-    "nonnegative_inputs",
     "stationary_stream",
     "abs_params",
     "linearized_fractions",
@@ -546,14 +545,6 @@ def spectra_frame(cfg: LinearizedConfig, patterns: Sequence[str] = ("zombie", "d
 # ------------------------------------------------------------------- Fig. 24 toy (E.8)
 
 
-def nonnegative_inputs(ds) -> np.ndarray:
-    """Undo ``data.load_dataset``'s per-pixel centring: ``clip(x + pixel_mean, 0, 1)``,
-    i.e. the raw ``pixels / 255`` in ``[0, 1]`` (the clip removes float32 round-off).
-    Fig. 24 needs non-negative inputs: with them and all-positive weights every
-    ReLU unit of the network starts on its identity piece."""
-    return np.clip(np.asarray(ds.x) + np.asarray(ds.pixel_mean), 0.0, 1.0).astype(np.float32)
-
-
 def stationary_stream(x, y):
     """A one-task "stream" (the true labels, every example in the training set), for
     ``train.train_stream`` with ``num_tasks=1``."""
@@ -657,8 +648,11 @@ def run_zombie_toy(P, progress: bool = True) -> dict:
     """
     from plasticity_lib import data, models, train
 
-    ds = data.load_dataset(P.dataset, n=P.n_train, seed=0, flatten=True, allow_fallback=P.allow_fallback)
-    x = nonnegative_inputs(ds)
+    # Fig. 24 needs non-negative inputs (pixels / 255 in [0, 1], not centred): with them
+    # and all-positive weights every ReLU unit starts on its identity piece.
+    ds = data.load_dataset(P.dataset, n=P.n_train, seed=0, flatten=True, center=False,
+                           allow_fallback=P.allow_fallback)
+    x = np.asarray(ds.x, np.float32)
     y = np.asarray(ds.y)
     network = models.make_network(models.ModelConfig(
         arch="mlp", depth=P.depth, width=P.width, activation="relu", norm="none",

@@ -47,7 +47,7 @@ unit: setup
 notebooks: setup
 	$(BIN)/plasticity-book prepare --profile smoke
 	PLASTICITY_RESULTS_DIR=$(CURDIR)/results/smoke $(BIN)/python -m pytest -q -p no:cacheprovider \
-	    --nbmake --overwrite --nbmake-kernel=python3 --nbmake-timeout=600 results/smoke/*.ipynb
+	    --nbmake --overwrite --nbmake-kernel=python3 --nbmake-timeout=600 --durations=0 results/smoke/*.ipynb
 
 book-smoke: setup
 	$(BIN)/plasticity-book build --profile smoke --strict

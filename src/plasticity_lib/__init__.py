@@ -2,7 +2,8 @@
 
 Reproduces the experiments of Lyle et al. (2024), "Disentangling the Causes of
 Plasticity Loss in Neural Networks". Modules: ``data``, ``tasks``, ``models``,
-``train``, ``diagnostics``, ``claims``, ``profiles``, ``plotting``, ``pipeline``.
+``train``, ``diagnostics``, ``claims``, ``profiles``, ``plotting``, ``progress``,
+``pipeline``.
 Submodules are imported lazily so that ``import plasticity_lib`` stays cheap.
 """
 

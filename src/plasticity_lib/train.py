@@ -116,6 +116,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .losses import LOSSES, data_loss, twohot_decode, twohot_encode  # noqa: F401 (re-export)
 from .models import Network
+from .progress import progress_bar
 
 __all__ = [
     "OPTIMIZERS",
@@ -1649,14 +1650,8 @@ def _run_group(network, scfg, cfgs, stream, seeds, num_tasks, steps_per_task, lo
                 state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("models")))
             t_start -= float(meta.get("wall_time_s", 0.0))
 
-    try:
-        from tqdm import tqdm  # plain text bars: no widget outputs in the book
-    except Exception:  # pragma: no cover
-        tqdm = None
-    bar = None
-    if progress and tqdm is not None:
-        label = desc or f"train {n_cfg} cfg x {n_seed} seeds"
-        bar = tqdm(total=total_chunks, initial=done, desc=label, unit="chunk", leave=True)
+    bar = progress_bar(total_chunks, desc=desc or f"train {n_cfg} cfg x {n_seed} seeds", unit="chunk",
+                       enabled=progress, initial=done)
 
     def alloc(v, lead):  # v: (M, K, ...) chunk output -> (M, num_tasks, ...) host array
         v = np.asarray(v)
@@ -1693,15 +1688,13 @@ def _run_group(network, scfg, cfgs, stream, seeds, num_tasks, steps_per_task, lo
                     return dst
 
                 task_params = jax.tree_util.tree_map(put, task_params, tparams)
-        if bar is not None:
-            loss_now = np.nanmean(chunk_logs["loss"][:, -1, -1]) if "loss" in chunk_logs else float("nan")
-            bar.set_postfix(task=t0 + n_tasks_chunk - 1, loss=f"{loss_now:.4g}")
-            bar.update(1)
+        loss_now = np.nanmean(chunk_logs["loss"][:, -1, -1]) if "loss" in chunk_logs else float("nan")
+        bar.set_postfix(task=t0 + n_tasks_chunk - 1, loss=f"{loss_now:.4g}")
+        bar.update(1)
         if ckpt_path is not None:
             meta = {"fingerprint": fp, "chunks_done": ci + 1, "wall_time_s": time.perf_counter() - t_start}
             _save_checkpoint(ckpt_path, meta, jax.device_get(state), logs, task_end, task_params)
-    if bar is not None:
-        bar.close()
+    bar.close()
 
     state = jax.device_get(state)
     wall = time.perf_counter() - t_start

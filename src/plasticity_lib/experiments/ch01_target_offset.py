@@ -58,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import claims, tasks, train
+from ..progress import progress_bar
 from ..diagnostics import representation, units
 from ..models import ModelConfig, make_network
 
@@ -170,24 +171,15 @@ def run_phase(network, cfg: train.TrainConfig, x, y, model_seeds: Sequence[int],
     # Inputs and mask shared by the M models (stored once), targets per model.
     task = tasks.Task(x, jnp.asarray(y, jnp.float32), jnp.ones((x.shape[0],), jnp.float32))
     axes = (None, 0, None)
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm  # text bar (tqdm.auto warns without ipywidgets)
-
-            bar = tqdm(total=num_steps, desc=desc or f"{m} models", unit="step", leave=True)
-        except Exception:  # pragma: no cover
-            bar = None
+    bar = progress_bar(num_steps, desc=desc or f"{m} models", unit="step", enabled=progress)
     parts: list = []
     for _ in range(num_steps // chunk):
         state, logs = train.train_steps(network, cfg, state, task, chunk, log_every=log_every, task_batched=axes)
         logs = jax.device_get(logs)
         parts.append(logs)
-        if bar is not None:
-            bar.update(chunk)
-            bar.set_postfix(loss=f"{np.nanmean(logs['loss'][:, -1]):.4g}")
-    if bar is not None:
-        bar.close()
+        bar.update(chunk)
+        bar.set_postfix(loss=f"{np.nanmean(logs['loss'][:, -1]):.4g}")
+    bar.close()
     out = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     return jax.device_get(state), out
 

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import tasks, train
+from ..progress import progress_bar
 from ..models import Network
 
 __all__ = [
@@ -297,24 +298,16 @@ def run_fractions(network: Network, cfg: train.TrainConfig, x, num_classes: int,
     step_fn = _iteration_fn(network, cfg, int(num_classes), schedule.chunk_steps, schedule.chunks_per_eval,
                             schedule.evals_per_iteration)
 
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=schedule.iterations, desc=desc or f"{n_f} fractions x {n_s} seeds", unit="iter")
-        except Exception:  # pragma: no cover
-            bar = None
+    bar = progress_bar(schedule.iterations, desc=desc or f"{n_f} fractions x {n_s} seeds", unit="iter",
+                       enabled=progress)
     outs = []
     for it in range(schedule.iterations):
         state, labels, out = step_fn(state, labels, roots, ks, periods, np.int32(it), x)
         out = jax.device_get(out)
         outs.append(out)
-        if bar is not None:
-            bar.set_postfix(acc=f"{np.nanmean(out['accuracy'][:, -1]):.3f}")
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.set_postfix(acc=f"{np.nanmean(out['accuracy'][:, -1]):.3f}")
+        bar.update(1)
+    bar.close()
     state = jax.device_get(state)
 
     def stack(name):

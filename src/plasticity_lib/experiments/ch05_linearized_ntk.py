@@ -46,6 +46,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..progress import progress_bar
+
 __all__ = [
     "RANK_RTOL",
     "PATTERNS",
@@ -508,13 +510,11 @@ def run_algebra(P, progress: bool = True) -> dict:
     out = {}
     for name, (cfgs, fn) in groups.items():
         rows = []
-        it = cfgs
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(cfgs, desc=f"{name} configurations", leave=True)
-        for c in it:
+        bar = progress_bar(len(cfgs), desc=f"{name} configurations", unit="config", enabled=progress)
+        for c in cfgs:
             rows.append(fn(c))
+            bar.update(1)
+        bar.close()
         out[name] = pd.DataFrame(rows)
     return out
 

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import tasks, train
+from ..progress import progress_bar
 from ..models import ModelConfig, Network, make_network
 
 __all__ = [
@@ -297,14 +298,7 @@ def run_group(
     ls = hp["label_smoothing"]
     task_end = {k: np.full((n_mem, n_seed, num_tasks), np.nan, np.float32) for k in ("accuracy", "loss", "param_norm")}
     logs: dict = {}
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=num_tasks, desc=desc or f"{n_mem} members x {n_seed} seeds", unit="task", leave=True)
-        except Exception:  # pragma: no cover
-            bar = None
+    bar = progress_bar(num_tasks, desc=desc or f"{n_mem} members x {n_seed} seeds", unit="task", enabled=progress)
     for t in range(num_tasks):
         if t > 0:
             k = keys_at(t)
@@ -325,11 +319,9 @@ def run_group(
         for k, v in (("accuracy", ev["accuracy"]), ("loss", ev["loss"]), ("param_norm", pn)):
             v = np.where(diverged, np.nan, v)
             task_end[k][:, :, t] = v.reshape(n_mem, n_seed)
-        if bar is not None:
-            bar.set_postfix(task=t, acc=f"{np.nanmean(ev['accuracy']):.3f}")
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.set_postfix(task=t, acc=f"{np.nanmean(ev['accuracy']):.3f}")
+        bar.update(1)
+    bar.close()
     logs = {k: v.reshape((n_mem, n_seed) + v.shape[1:]) for k, v in logs.items()}
     return GroupResult(
         network_cfg=network.cfg,

@@ -170,3 +170,12 @@ def test_prepare_writes_parameterised_unexecuted_notebooks(tiny_book, capsys):
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and 'profile = "smoke"' in "".join(injected[0]["source"])
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_parse_overrides_reads_json_python_literals_and_strings():
+    got = pipeline.parse_overrides(["seeds=5", "lr=1e-3", "flag=true", "ablation=False", "n=None",
+                                    "offsets=[0, 8]", "acts=('relu', 'gelu')", "arch=cnn", "name=a=b"])
+    assert got == {"seeds": 5, "lr": 1e-3, "flag": True, "ablation": False, "n": None,
+                   "offsets": [0, 8], "acts": ("relu", "gelu"), "arch": "cnn", "name": "a=b"}
+    with pytest.raises(profiles.ParameterError, match="NAME=VALUE"):
+        pipeline.parse_overrides(["seeds"])

@@ -126,7 +126,11 @@ def to_notebook(chapter: Chapter):
 
 
 def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
-    """``NAME=VALUE`` strings; VALUE is parsed as JSON when it can be (numbers, lists)."""
+    """``NAME=VALUE`` strings. VALUE is read as JSON (``5``, ``1e-3``, ``true``,
+    ``[0, 8]``), else as a Python literal (``False``, ``None``, ``(0.1, 1.0)``), else kept
+    as a string (``cnn``)."""
+    import ast
+
     out: dict[str, Any] = {}
     for it in items or []:
         if "=" not in it:
@@ -135,7 +139,10 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
         try:
             out[k] = json.loads(v)
         except json.JSONDecodeError:
-            out[k] = v
+            try:
+                out[k] = ast.literal_eval(v)
+            except (ValueError, SyntaxError):
+                out[k] = v
     return out
 
 

@@ -518,8 +518,8 @@ for fam, sp in zip(families, main_specs):
     for arm in single:
         est = claims.t_interval(ex.first_last(finite_rows(acc(arm, sp.label)))[1])
         gap = claims.Estimate(ex.interval_gap(est, ref), None, None,
-                              f"lower end of {arm}'s t-interval ({est.value:.2f} [{est.low:.2f}, {est.high:.2f}]) "
-                              f"minus upper end of LN+L2's ({ref.value:.2f} [{ref.low:.2f}, {ref.high:.2f}])", est.n)
+                              f"lower end of {arm}'s t-interval ({claims.format_estimate(est)}) "
+                              f"minus upper end of LN+L2's ({claims.format_estimate(ref)})", est.n)
         parts.append(claims.part(f"{fam}: {arm} last-3 interval low minus LN+L2 interval high (points)", gap, 0.0, "<="))
 book.check(
     "ch6.ln_l2_best",
@@ -534,7 +534,7 @@ for mode in ex.MODES:
         sl = claims.t_interval(ex.slopes(finite_rows(acc("LN+L2", ex.StreamSpec(f, mode).label))))
         hi = sl.value if sl.high is None else sl.high
         parts.append(claims.part(f"{mode}, {fam}: upper end of the slope's t-interval (points/task)",
-                                 claims.Estimate(hi, None, None, f"slope {sl.value:.3f} [{sl.low:.3f}, {sl.high:.3f}]", sl.n),
+                                 claims.Estimate(hi, None, None, f"slope {claims.format_estimate(sl)}", sl.n),
                                  0.0, ">="))
         notes.append(f"{mode}, {fam}: slope {claims.format_estimate(sl)} points/task")
 book.check(

@@ -117,6 +117,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from .losses import LOSSES, data_loss, twohot_decode, twohot_encode  # noqa: F401 (re-export)
 from .models import Network
 from .progress import progress_bar
+from .tasks import Task
 
 __all__ = [
     "OPTIMIZERS",
@@ -1200,7 +1201,7 @@ def evaluate(network: Network, params, x, y, loss: str = "xent", *, mask=None, b
             task_batched = (*task_batched[:2], None)  # the default mask is shared
         m_params = np.shape(jax.tree_util.tree_leaves(params)[0])[0]
         dummy = mask if mask is not None else jnp.zeros((0,))
-        axes = _task_axes(_EvalTask(x, y, dummy), task_batched, m_params, "evaluation data")
+        axes = _task_axes(Task(x, y, dummy), task_batched, m_params, "evaluation data")
         data_axes = tuple(axes) if isinstance(axes, tuple) else (axes,) * 3
     if mask is None:
         mask = jnp.ones((x.shape[1] if data_axes[0] == 0 else x.shape[0],), jnp.float32)
@@ -1238,18 +1239,12 @@ def evaluate_task(network: Network, params, task, loss: str = "xent", *, batch_s
     return _evaluate_task(network, loss, _atoms(network), params, task, label_smoothing, int(batch_size))
 
 
-class _EvalTask(NamedTuple):
-    x: Array
-    y: Array
-    mask: Array
-
-
 @functools.lru_cache(maxsize=32)
 def _evaluate_fn(network, loss, batch_size, batched, data_axes=(None, None, None), ls_axis=None):
     atoms = _atoms(network)
 
     def one(params, x, y, mask, ls):
-        return _evaluate_task(network, loss, atoms, params, _EvalTask(x, y, mask), ls, batch_size)
+        return _evaluate_task(network, loss, atoms, params, Task(x, y, mask), ls, batch_size)
 
     if batched:
         one = jax.vmap(one, in_axes=(0, *data_axes, ls_axis))

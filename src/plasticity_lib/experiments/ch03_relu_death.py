@@ -288,15 +288,13 @@ def load_inputs(dataset: str, n_train: int, *, center: bool, flatten: bool = Tru
                 seed: int = 0):
     """Inputs of the chapter: ``(x float32 (N, ...), source str)``.
 
-    ``center=False`` adds the per-pixel training mean back (``Dataset.pixel_mean``), so
-    pixels are in [0, 1] (non-negative, as in the paper's §3.2 MNIST MLP); ``True`` keeps
-    the library's centred inputs. Labels are not returned: every task draws its own.
+    ``center=False``: pixels in [0, 1] (non-negative, as in the paper's §3.2 MNIST MLP);
+    ``True``: the library's centred inputs (``data.load_dataset(center=...)``). Labels are
+    not returned: every task draws its own.
     """
-    ds = data_lib.load_dataset(dataset, n=n_train, seed=seed, flatten=flatten, allow_fallback=allow_fallback)
-    x = np.asarray(ds.x, np.float32)
-    if not center:
-        x = x + np.asarray(ds.pixel_mean, np.float32)
-    return x, ds.source, ds.num_classes
+    ds = data_lib.load_dataset(dataset, n=n_train, seed=seed, flatten=flatten, center=center,
+                               allow_fallback=allow_fallback)
+    return np.asarray(ds.x, np.float32), ds.source, ds.num_classes
 
 
 def probe_indices(n: int, probe_size: int, seed: int = 0) -> np.ndarray:
@@ -375,6 +373,7 @@ def make_metrics_fn(network: Network, probe_idx, *, grad_metrics: bool = True,
         sat_l, sat = units.saturated_unit_fraction(inter.preacts, activation)
         neg_l, neg = units.layer_fractions([jnp.all(z < 0, axis=0) for z in inter.preacts])
         pos_l, pos = units.layer_fractions([jnp.all(z > 0, axis=0) for z in inter.preacts])
+        pre = units.preactivation_stats_per_layer(inter.preacts, quantiles=qs, quantile_inputs=n_quantile)
         out = {
             "probe_loss": loss,
             "probe_accuracy": jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32)),
@@ -391,9 +390,8 @@ def make_metrics_fn(network: Network, probe_idx, *, grad_metrics: bool = True,
             "saturated": sat,
             "all_negative": neg,
             "all_positive": pos,
-            "preact_quantiles": jnp.stack(
-                [jnp.quantile(z[:n_quantile].reshape(-1), jnp.asarray(qs, z.dtype)) for z in inter.preacts]),
-            "preact_frac_positive": jnp.stack([jnp.mean((z > 0).astype(jnp.float32)) for z in inter.preacts]),
+            "preact_quantiles": pre["quantiles"],
+            "preact_frac_positive": pre["frac_positive"],
         }
         if grad_metrics and hidden_dense:
             lower, raise_, lower_b, raise_b = [], [], [], []

@@ -49,6 +49,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not evaluated (smoke)")
+KINDS = ("paper", "derivation", "extension")
 DIRECTIONS = (">", ">=", "<", "<=")
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -210,10 +211,12 @@ class ClaimRecord:
     parts: list[Part]
     verdict: str
     note: str = ""
+    kind: str = "paper"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "kind": self.kind,
             "statement": self.statement,
             "figure": self.figure,
             "parts": [p.as_dict() for p in self.parts],
@@ -269,9 +272,16 @@ class ClaimBook:
         direction: str | None = None,
         parts: Sequence[Part] | None = None,
         note: str = "",
+        kind: str = "paper",
     ) -> ClaimRecord:
         """Record a claim: either one condition (statistic/estimate/threshold/
-        direction) or several ``parts`` (built with :func:`part`)."""
+        direction) or several ``parts`` (built with :func:`part`).
+
+        ``kind`` is one of :data:`KINDS`: ``"paper"`` (a finding of the paper tested by
+        an experiment), ``"derivation"`` (an identity or derivation checked
+        numerically) or ``"extension"`` (an analysis the book adds)."""
+        if kind not in KINDS:
+            raise ValueError(f"claim {id!r}: kind={kind!r} is not one of {list(KINDS)}")
         if parts is None:
             if statistic is None or estimate is None or threshold is None or direction is None:
                 raise ValueError(f"claim {id!r}: give statistic, estimate, threshold and direction, or parts")
@@ -282,7 +292,7 @@ class ClaimBook:
         if any(c.id == id for c in self.claims):
             raise ValueError(f"claim {id!r} recorded twice")
         verdict = combine_verdicts([p.verdict for p in parts]) if self.evaluated else "not evaluated (smoke)"
-        rec = ClaimRecord(id, statement, figure, parts, verdict, note)
+        rec = ClaimRecord(id, statement, figure, parts, verdict, note, kind)
         self.claims.append(rec)
         return rec
 

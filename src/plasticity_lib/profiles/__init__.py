@@ -2,12 +2,15 @@
 
 Each chapter ``chNN_name`` has a module ``plasticity_lib.profiles.chNN_name`` with
 
-* ``PROFILES = {"smoke": {...}, "default": {...}, "paper": {...}}`` — the same
-  fields in each profile (smoke: seconds, for CI; default: minutes on a 2-core CPU,
-  enough seeds to test the claims; paper: the paper's settings, for a GPU);
-* optionally ``CHOICES = {field: allowed values}`` for categorical fields and
-  ``RANGES = {field: (low, high)}`` (inclusive, either may be None) for numbers;
-* optionally ``DESCRIPTION = {field: "what it is"}`` for error messages and docs.
+* ``Parameters``: a frozen dataclass whose fields are the chapter's parameters at the
+  **default** profile (minutes on a 2-core CPU, enough seeds to test the claims), each
+  declared with :func:`param` — its default value, what it means, and optionally its
+  allowed ``choices`` (categorical) or inclusive ``range=(low, high)`` (numbers);
+* ``SMOKE`` and ``PAPER``: the two other profiles as *deltas* of the default (only the
+  fields that differ): smoke runs in seconds, for CI; paper has the paper's settings,
+  for a GPU.
+
+A chapter displays its table with :func:`show` (all three profiles side by side).
 
 :func:`resolve` picks a profile and applies overrides; every mistake (an unknown
 profile, an unknown field, a value of the wrong type, a value outside ``CHOICES``
@@ -18,12 +21,30 @@ injected by papermill that the chapter does not know is caught too.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import types
 from typing import Any, Mapping
 
 PROFILE_NAMES = ("smoke", "default", "paper")
+
+
+def param(default: Any, doc: str, *, choices: tuple | None = None, range: tuple | None = None):
+    """A field of a chapter's ``Parameters`` dataclass.
+
+    Args:
+      default: the value at the default profile (lists are written as tuples).
+      doc: what the parameter is (shown in the chapter's table and in error messages).
+      choices: allowed values of a categorical parameter (each element of a tuple value).
+      range: inclusive ``(low, high)`` bounds of a number (either may be None).
+    """
+    meta = {"doc": doc}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if range is not None:
+        meta["range"] = tuple(range)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 class ParameterError(ValueError):
@@ -33,7 +54,9 @@ class ParameterError(ValueError):
 class Params(Mapping[str, Any]):
     """Resolved, read-only parameters: attribute and item access (``P.seeds``)."""
 
-    def __init__(self, chapter: str, profile: str, values: dict[str, Any], overrides: dict[str, Any]):
+    def __init__(
+        self, chapter: str, profile: str, values: dict[str, Any], overrides: dict[str, Any]
+    ):
         object.__setattr__(self, "_d", dict(values, profile=profile))
         object.__setattr__(self, "chapter", chapter)
         object.__setattr__(self, "profile", profile)
@@ -43,7 +66,9 @@ class Params(Mapping[str, Any]):
         try:
             return self._d[name]
         except KeyError:
-            raise AttributeError(f"{self.chapter}: no parameter {name!r}; known: {sorted(self._d)}") from None
+            raise AttributeError(
+                f"{self.chapter}: no parameter {name!r}; known: {sorted(self._d)}"
+            ) from None
 
     def __setattr__(self, name, value):
         raise AttributeError("Params are read-only; pass overrides to resolve()")
@@ -72,12 +97,37 @@ def chapters() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("ch"))
 
 
-def table(chapter: str) -> types.ModuleType:
-    """The profile module of ``chapter`` (``PROFILES``, ``CHOICES``, ``RANGES``)."""
+def _from_dataclass(chapter: str, mod: types.ModuleType) -> types.SimpleNamespace:
+    """``PROFILES`` / ``CHOICES`` / ``RANGES`` / ``DESCRIPTION`` of a ``Parameters`` module."""
+    fields = dataclasses.fields(mod.Parameters)
+    default = {f.name: f.default for f in fields}
+    profiles = {"default": dict(default)}
+    for name in ("smoke", "paper"):
+        delta = dict(getattr(mod, name.upper(), {}))
+        unknown = sorted(set(delta) - set(default))
+        if unknown:
+            raise ParameterError(f"{chapter}: profile {name!r} sets unknown field(s) {unknown}")
+        profiles[name] = dict(default, **delta)
+    return types.SimpleNamespace(
+        __name__=mod.__name__,
+        __doc__=mod.__doc__,
+        Parameters=mod.Parameters,
+        PROFILES=profiles,
+        CHOICES={f.name: f.metadata["choices"] for f in fields if "choices" in f.metadata},
+        RANGES={f.name: f.metadata["range"] for f in fields if "range" in f.metadata},
+        DESCRIPTION={f.name: f.metadata.get("doc", "") for f in fields},
+    )
+
+
+def table(chapter: str) -> types.SimpleNamespace:
+    """The profile table of ``chapter``: ``PROFILES`` (all three, full), ``CHOICES``,
+    ``RANGES``, ``DESCRIPTION`` and the ``Parameters`` dataclass."""
     known = chapters()
     if chapter not in known:
         raise ParameterError(f"unknown chapter {chapter!r}; chapters with a profile table: {known}")
     mod = importlib.import_module(f"plasticity_lib.profiles.{chapter}")
+    if hasattr(mod, "Parameters"):
+        mod = _from_dataclass(chapter, mod)
     missing = [p for p in PROFILE_NAMES if p not in mod.PROFILES]
     if missing:
         raise ParameterError(f"{chapter}: profile table lacks {missing}")
@@ -128,7 +178,9 @@ def _check_value(chapter: str, mod: types.ModuleType, name: str, value: Any, ref
         items = value if isinstance(value, (list, tuple)) else [value]
         bad = [v for v in items if v not in choices]
         if bad:
-            raise ParameterError(f"{chapter}: parameter {name!r} has invalid value(s) {bad}; allowed: {list(choices)}")
+            raise ParameterError(
+                f"{chapter}: parameter {name!r} has invalid value(s) {bad}; allowed: {list(choices)}"
+            )
     rng = getattr(mod, "RANGES", {}).get(name)
     if rng is not None:
         low, high = rng
@@ -137,7 +189,9 @@ def _check_value(chapter: str, mod: types.ModuleType, name: str, value: Any, ref
             if (low is not None and v < low) or (high is not None and v > high):
                 lo = "-inf" if low is None else low
                 hi = "inf" if high is None else high
-                raise ParameterError(f"{chapter}: parameter {name!r} = {v!r} is outside the allowed range [{lo}, {hi}]")
+                raise ParameterError(
+                    f"{chapter}: parameter {name!r} = {v!r} is outside the allowed range [{lo}, {hi}]"
+                )
     return value
 
 
@@ -148,7 +202,9 @@ def resolve(chapter: str, profile: str = "default", **overrides: Any) -> Params:
     "keep the profile's value").
     """
     if profile not in PROFILE_NAMES:
-        raise ParameterError(f"unknown profile {profile!r} for parameter 'profile'; allowed: {list(PROFILE_NAMES)}")
+        raise ParameterError(
+            f"unknown profile {profile!r} for parameter 'profile'; allowed: {list(PROFILE_NAMES)}"
+        )
     mod = table(chapter)
     base = dict(mod.PROFILES[profile])
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -184,6 +240,31 @@ def resolve_notebook(chapter: str, namespace: Mapping[str, Any]) -> Params:
         params[name] = value
     profile = params.pop("profile", "default")
     return resolve(chapter, profile, **params)
+
+
+def show(chapter: str):
+    """The chapter's three profiles side by side, as a pandas DataFrame (one row per
+    parameter: smoke, default, paper and what it means); rendered as a table in the
+    book. Values that differ from the default are the profiles' deltas."""
+    import pandas as pd
+
+    mod = table(chapter)
+    desc = getattr(mod, "DESCRIPTION", {})
+    rows = {}
+    for f in mod.PROFILES["default"]:
+        rows[f] = {p: _show_value(mod.PROFILES[p][f]) for p in PROFILE_NAMES}
+        rows[f]["meaning"] = desc.get(f, "")
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "parameter"
+    return df
+
+
+def _show_value(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_show_value(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
 
 
 def describe(chapter: str) -> str:

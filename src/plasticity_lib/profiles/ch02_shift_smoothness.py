@@ -18,49 +18,92 @@ of the labels is re-randomised; the budget is ``iterations`` iterations of
   (128 is our choice); 3 seeds as in the paper's figures.
 """
 
-PROFILES = {
-    "smoke": dict(
-        dataset="mnist", arch="mlp", n_train=100, pool=4, width=32, depth=2, batch_size=32,
-        learning_rate=1e-3, fractions=[0.01, 0.1, 0.5, 1.0], activations=["relu", "gelu", "leaky_relu"],
-        iterations=3, iteration_steps=100, evals_per_iteration=5, seeds=2, allow_fallback=True,
-    ),
-    "default": dict(
-        dataset="mnist", arch="mlp", n_train=500, pool=2, width=128, depth=2, batch_size=64,
-        learning_rate=1e-3, fractions=[0.01, 0.1, 0.5, 1.0], activations=["relu", "gelu", "leaky_relu"],
-        iterations=15, iteration_steps=600, evals_per_iteration=10, seeds=5, allow_fallback=False,
-    ),
-    "paper": dict(
-        dataset="cifar10", arch="cnn", n_train=50000, pool=1, width=256, depth=4, batch_size=128,
-        learning_rate=1e-4, fractions=[0.01, 0.1, 0.5, 1.0], activations=["relu", "gelu", "leaky_relu"],
-        iterations=40, iteration_steps=100000, evals_per_iteration=10, seeds=3, allow_fallback=False,
-    ),
-}
+from __future__ import annotations
 
-CHOICES = {
-    "dataset": ("mnist", "fashion_mnist", "cifar10", "cifar100"),
-    "arch": ("mlp", "cnn"),
-    "pool": (1, 2, 4),
-    "activations": ("relu", "gelu", "leaky_relu"),
-}
-RANGES = {
-    "n_train": (16, None), "width": (1, None), "depth": (1, None), "batch_size": (1, None),
-    "learning_rate": (0.0, None), "fractions": (0.0, 1.0), "iterations": (1, None),
-    "iteration_steps": (1, None), "evals_per_iteration": (1, None), "seeds": (1, None),
-}
-DESCRIPTION = {
-    "dataset": "base image dataset (labels are replaced by random ones)",
-    "arch": "network: MLP or the CNN of App. B.1",
-    "n_train": "training images (seeded subset)",
-    "pool": "average-pooling factor of the images (2: 28x28 -> 14x14)",
-    "width": "MLP hidden width / CNN dense width",
-    "depth": "MLP hidden layers / CNN conv layers",
-    "batch_size": "minibatch size",
-    "learning_rate": "Adam learning rate",
-    "fractions": "re-randomised fractions eps (must include 0.01 and 1.0 for the claims)",
-    "activations": "activation functions, one compiled program each",
-    "iterations": "budget in eps = 1 iterations (paper: 40)",
-    "iteration_steps": "Adam steps of one eps = 1 iteration (paper: 100,000)",
-    "evals_per_iteration": "accuracy evaluations per eps = 1 iteration",
-    "seeds": "independent seeds (vmapped with the fractions)",
-    "allow_fallback": "use scikit-learn digits if MNIST cannot be found (smoke only)",
-}
+import dataclasses
+
+from . import param
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameters:
+    """The default profile (minutes on a 2-core CPU; what `make book` runs)."""
+
+    dataset: str = param(
+        "mnist",
+        "base image dataset (labels are replaced by random ones)",
+        choices=("mnist", "fashion_mnist", "cifar10", "cifar100"),
+    )
+    arch: str = param("mlp", "network: MLP or the CNN of App. B.1", choices=("mlp", "cnn"))
+    n_train: int = param(500, "training images (seeded subset)", range=(16, None))
+    pool: int = param(
+        2,
+        "average-pooling factor of the images (2: 28x28 -> 14x14)",
+        choices=(1, 2, 4),
+    )
+    width: int = param(128, "MLP hidden width / CNN dense width", range=(1, None))
+    depth: int = param(2, "MLP hidden layers / CNN conv layers", range=(1, None))
+    batch_size: int = param(64, "minibatch size", range=(1, None))
+    learning_rate: float = param(0.001, "Adam learning rate", range=(0.0, None))
+    fractions: tuple[float, ...] = param(
+        (0.01, 0.1, 0.5, 1.0),
+        "re-randomised fractions eps (must include 0.01 and 1.0 for the claims)",
+        range=(0.0, 1.0),
+    )
+    activations: tuple[str, ...] = param(
+        ("relu", "gelu", "leaky_relu"),
+        "activation functions, one compiled program each",
+        choices=("relu", "gelu", "leaky_relu"),
+    )
+    iterations: int = param(15, "budget in eps = 1 iterations (paper: 40)", range=(1, None))
+    iteration_steps: int = param(
+        600,
+        "Adam steps of one eps = 1 iteration (paper: 100,000)",
+        range=(1, None),
+    )
+    evals_per_iteration: int = param(
+        10,
+        "accuracy evaluations per eps = 1 iteration",
+        range=(1, None),
+    )
+    seeds: int = param(5, "independent seeds (vmapped with the fractions)", range=(1, None))
+    seed_offset: int = param(
+        0,
+        "first seed: the seeds are seed_offset, ..., seed_offset + seeds - 1",
+        range=(0, None),
+    )
+    allow_fallback: bool = param(
+        False,
+        "use scikit-learn digits if MNIST cannot be found (smoke only)",
+    )
+
+
+# The smoke profile (seconds, for CI and nbmake; verdicts not evaluated):
+# only the fields that differ from the default.
+SMOKE = dict(
+    n_train=100,
+    pool=4,
+    width=32,
+    batch_size=32,
+    iterations=3,
+    iteration_steps=100,
+    evals_per_iteration=5,
+    seeds=2,
+    allow_fallback=True,
+)
+
+
+# The paper profile (the paper's settings, for a GPU): the fields that differ.
+PAPER = dict(
+    dataset="cifar10",
+    arch="cnn",
+    n_train=50000,
+    pool=1,
+    width=256,
+    depth=4,
+    batch_size=128,
+    learning_rate=0.0001,
+    iterations=40,
+    iteration_steps=100000,
+    seeds=3,
+)

@@ -17,63 +17,118 @@ The CNN (``arch="cnn"``, learning rate 1e-4) and ResNet-18 (``arch="resnet18"``,
 fields overridden.
 """
 
-PROFILES = {
-    "smoke": dict(
-        dataset="mnist", n_train=128, arch="mlp", width=32, depth=2, batch_size=32, learning_rate=1e-3,
-        num_tasks=4, steps_per_task=20, log_every=10, seeds=2,
-        l2=1e-4, l2_sweep=[1e-5, 1e-3], feature_norm_coef=1e-3, redo_every=10, redo_tau=0.1,
-        grad_norm_coef=1e-3, infer_coef=0.1, infer_scale=10.0, norm_ablation=True,
-        norm_variants=["batch_center_feature_scale"], allow_fallback=True,
-    ),
-    "default": dict(
-        dataset="mnist", n_train=512, arch="mlp", width=128, depth=2, batch_size=64, learning_rate=1e-3,
-        num_tasks=10, steps_per_task=400, log_every=50, seeds=5,
-        l2=1e-4, l2_sweep=[1e-5, 1e-3], feature_norm_coef=1e-3, redo_every=100, redo_tau=0.1,
-        grad_norm_coef=1e-3, infer_coef=0.1, infer_scale=10.0, norm_ablation=True,
-        norm_variants=["batch", "batch_center", "feature_scale", "batch_center_feature_scale", "layer_batch"], allow_fallback=False,
-    ),
-    "paper": dict(
-        dataset="cifar10", n_train=50000, arch="mlp", width=512, depth=4, batch_size=128, learning_rate=1e-5,
-        num_tasks=20, steps_per_task=75000, log_every=1000, seeds=5,
-        l2=1e-5, l2_sweep=[1e-6, 1e-4], feature_norm_coef=1e-3, redo_every=1000, redo_tau=0.1,
-        grad_norm_coef=1e-3, infer_coef=0.1, infer_scale=10.0, norm_ablation=True,
-        norm_variants=["batch", "batch_center", "feature_scale", "batch_center_feature_scale", "layer_batch"], allow_fallback=False,
-    ),
-}
+from __future__ import annotations
 
-CHOICES = {
-    "dataset": ("mnist", "fashion_mnist", "cifar10", "cifar100"),
-    "arch": ("mlp", "cnn", "resnet18"),
-    "norm_variants": ("batch", "batch_center", "feature_scale", "batch_center_feature_scale", "layer_batch"),
-}
-RANGES = {
-    "n_train": (16, None), "width": (1, None), "depth": (1, None), "batch_size": (1, None),
-    "learning_rate": (0.0, None), "num_tasks": (3, None), "steps_per_task": (1, None), "log_every": (1, None),
-    "seeds": (1, None), "l2": (0.0, None), "l2_sweep": (0.0, None), "feature_norm_coef": (0.0, None),
-    "redo_every": (1, None), "redo_tau": (0.0, 1.0), "grad_norm_coef": (0.0, None), "infer_coef": (0.0, None),
-    "infer_scale": (0.0, None),
-}
-DESCRIPTION = {
-    "dataset": "base image dataset",
-    "n_train": "training images (seeded subset)",
-    "arch": "network: mlp | cnn | resnet18 (App. B.1)",
-    "width": "MLP hidden width (CNN: dense width; ResNet-18: first-stage channels)",
-    "depth": "MLP hidden layers (CNN: conv layers; ignored for ResNet-18)",
-    "batch_size": "minibatch size",
-    "learning_rate": "Adam learning rate",
-    "num_tasks": "tasks in sequence (the first three and the last three are compared; >= 3)",
-    "steps_per_task": "Adam steps per task",
-    "log_every": "steps per logged window (learning curves, Fig. 7)",
-    "seeds": "independent seeds (vmapped)",
-    "l2": "L2 coefficient (L2 and LN+L2 arms)",
-    "l2_sweep": "further L2 coefficients of LN+L2 on random labels (App. E.5)",
-    "feature_norm_coef": "feature-norm penalty coefficient",
-    "redo_every": "ReDo period in steps",
-    "redo_tau": "ReDo dormancy threshold",
-    "grad_norm_coef": "squared-gradient-norm penalty coefficient (with LN)",
-    "infer_coef": "InFeR coefficient (with LN)",
-    "infer_scale": "InFeR target scale",
-    "norm_ablation": "also run the D.2 / E.9 normalisation variants (+L2) on random labels",
-    "norm_variants": "which normalisation variants (models.NORMS) the ablation runs",
-    "allow_fallback": "use scikit-learn digits if the dataset cannot be found (smoke only)",
-}
+import dataclasses
+
+from . import param
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameters:
+    """The default profile (minutes on a 2-core CPU; what `make book` runs)."""
+
+    dataset: str = param(
+        "mnist",
+        "base image dataset",
+        choices=("mnist", "fashion_mnist", "cifar10", "cifar100"),
+    )
+    n_train: int = param(512, "training images (seeded subset)", range=(16, None))
+    arch: str = param(
+        "mlp",
+        "network: mlp | cnn | resnet18 (App. B.1)",
+        choices=("mlp", "cnn", "resnet18"),
+    )
+    width: int = param(
+        128,
+        "MLP hidden width (CNN: dense width; ResNet-18: first-stage channels)",
+        range=(1, None),
+    )
+    depth: int = param(
+        2,
+        "MLP hidden layers (CNN: conv layers; ignored for ResNet-18)",
+        range=(1, None),
+    )
+    batch_size: int = param(64, "minibatch size", range=(1, None))
+    learning_rate: float = param(0.001, "Adam learning rate", range=(0.0, None))
+    num_tasks: int = param(
+        10,
+        "tasks in sequence (the first three and the last three are compared; >= 3)",
+        range=(3, None),
+    )
+    steps_per_task: int = param(400, "Adam steps per task", range=(1, None))
+    log_every: int = param(50, "steps per logged window (learning curves, Fig. 7)", range=(1, None))
+    seeds: int = param(5, "independent seeds (vmapped)", range=(1, None))
+    seed_offset: int = param(
+        0,
+        "first seed: the seeds are seed_offset, ..., seed_offset + seeds - 1",
+        range=(0, None),
+    )
+    l2: float = param(0.0001, "L2 coefficient (L2 and LN+L2 arms)", range=(0.0, None))
+    l2_sweep: tuple[float, ...] = param(
+        (1e-05, 0.001),
+        "further L2 coefficients of LN+L2 on random labels (App. E.5)",
+        range=(0.0, None),
+    )
+    feature_norm_coef: float = param(0.001, "feature-norm penalty coefficient", range=(0.0, None))
+    redo_every: int = param(100, "ReDo period in steps", range=(1, None))
+    redo_tau: float = param(0.1, "ReDo dormancy threshold", range=(0.0, 1.0))
+    grad_norm_coef: float = param(
+        0.001,
+        "squared-gradient-norm penalty coefficient (with LN)",
+        range=(0.0, None),
+    )
+    infer_coef: float = param(0.1, "InFeR coefficient (with LN)", range=(0.0, None))
+    infer_scale: float = param(10.0, "InFeR target scale", range=(0.0, None))
+    norm_ablation: bool = param(
+        True,
+        "also run the D.2 / E.9 normalisation variants (+L2) on random labels",
+    )
+    norm_variants: tuple[str, ...] = param(
+        ("batch", "batch_center", "feature_scale", "batch_center_feature_scale", "layer_batch"),
+        "which normalisation variants (models.NORMS) the ablation runs",
+        choices=(
+            "batch",
+            "batch_center",
+            "feature_scale",
+            "batch_center_feature_scale",
+            "layer_batch",
+        ),
+    )
+    allow_fallback: bool = param(
+        False,
+        "use scikit-learn digits if the dataset cannot be found (smoke only)",
+    )
+
+
+# The smoke profile (seconds, for CI and nbmake; verdicts not evaluated):
+# only the fields that differ from the default.
+SMOKE = dict(
+    n_train=128,
+    width=32,
+    batch_size=32,
+    num_tasks=4,
+    steps_per_task=20,
+    log_every=10,
+    seeds=2,
+    redo_every=10,
+    norm_variants=("batch_center_feature_scale",),
+    allow_fallback=True,
+)
+
+
+# The paper profile (the paper's settings, for a GPU): the fields that differ.
+PAPER = dict(
+    dataset="cifar10",
+    n_train=50000,
+    width=512,
+    depth=4,
+    batch_size=128,
+    learning_rate=1e-05,
+    num_tasks=20,
+    steps_per_task=75000,
+    log_every=1000,
+    l2=1e-05,
+    l2_sweep=(1e-06, 0.0001),
+    redo_every=1000,
+)

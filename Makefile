@@ -1,12 +1,14 @@
 # The book's two commands: `make book` and `make test` (see README.md).
-# Each sets up what it needs (a virtual environment in .venv with the pinned
+# Each sets up what it needs (a virtual environment in .venv with the locked
 # install) and is quick when that is already done.
 
-PYTHON ?= python3
+# the lock (requirements-lock.txt) is the known-good set for Python 3.11: prefer it
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-# re-install when the pins change
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+LOCK   := requirements-lock.txt
+# re-install when the dependencies (pyproject.toml) or the lock change
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 
 # Offline data: the raw dataset files (e.g. mnist/*.gz) are looked up in
 # $PLASTICITY_DATA_DIR/<dataset>/; default to ../shared/datasets when it exists.
@@ -23,13 +25,14 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 PROFILE ?= default
 JOBS    ?= 1
 
-.PHONY: setup book test unit notebooks book-smoke clean pair
+.PHONY: setup book test lint unit notebooks nbmake book-smoke clean pair
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# plain pip, the lock as constraints: works with any index pip is configured with
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e ".[book,test]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -38,19 +41,33 @@ book: setup
 	$(BIN)/plasticity-book execute --profile $(PROFILE) --jobs $(JOBS)
 	$(BIN)/plasticity-book build --profile $(PROFILE)
 
-## run the tests: unit tests, chapters at the smoke profile under nbmake, strict book build
-test: setup unit notebooks book-smoke
+## run the tests: lint, unit tests, every chapter at the smoke profile (published for the
+## book, and again under pytest --nbmake as a reader's notebook), strict book build + HTML checks
+test: setup lint unit notebooks nbmake book-smoke
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 unit: setup
 	$(BIN)/python -m pytest tests -q
 
+# every chapter at the smoke profile through papermill, published (only when every cell
+# completed) into results/smoke/, which book-smoke renders; fails naming the chapter and
+# cell. A chapter whose inputs did not change is not re-executed.
 notebooks: setup
-	$(BIN)/plasticity-book prepare --profile smoke
-	PLASTICITY_RESULTS_DIR=$(CURDIR)/results/smoke $(BIN)/python -m pytest -q -p no:cacheprovider \
-	    --nbmake --overwrite --nbmake-kernel=python3 --nbmake-timeout=600 --durations=0 results/smoke/*.ipynb
+	$(BIN)/plasticity-book execute --profile smoke --jobs $(JOBS)
 
-book-smoke: setup
+# the paired notebooks (what Colab opens) as a reader runs them: PLASTICITY_PROFILE picks the
+# smoke profile, results go to results/adhoc/ (never into a book's results)
+nbmake: setup
+	PLASTICITY_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbmake \
+	    --nbmake-kernel=python3 --nbmake-timeout=600 --durations=0 chapters/[0-9][0-9]_*.ipynb
+
+book-smoke: notebooks
 	$(BIN)/plasticity-book build --profile smoke --strict
+	PLASTICITY_BOOK_HTML=$(CURDIR)/_build/smoke/_build/html $(BIN)/python -m pytest -q \
+	    -p no:cacheprovider tests/test_rendered_book.py
 
 clean:
 	rm -rf _build results
@@ -58,3 +75,11 @@ clean:
 ## re-write the paired notebooks (no outputs) that Colab's launch buttons open
 pair: setup
 	$(BIN)/jupytext --to ipynb chapters/[0-9][0-9]_*.py
+
+## robustness runs (not part of book/test): every chapter's default profile again with
+## held-out seeds (seed_offset=100) and on Fashion-MNIST, into results/robust-seeds/ and
+## results/robust-fashion/ (never results/default/); `make book` then shows their verdicts.
+## About 45 min on the 2-core CPU.
+.PHONY: robustness
+robustness: setup
+	$(BIN)/plasticity-book robustness --profile $(PROFILE) --jobs $(JOBS)

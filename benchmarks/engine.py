@@ -180,20 +180,34 @@ def section_mlp(ctx: dict) -> list:
         variants = {
             "single": lambda: _throughput(net, cfg, task, 1, steps, reps),
             "vmap8": lambda: _throughput(net, cfg, task, 8, max(steps // 4, 10), reps),
-            "sequential8": lambda: _sequential_throughput(net, cfg, task, 8, max(steps // 4, 10), reps),
+            "sequential8": lambda: _sequential_throughput(
+                net, cfg, task, 8, max(steps // 4, 10), reps
+            ),
         }
         for variant, fn in variants.items():
             sps = fn()
             n_models = 1 if variant == "single" else 8
             gflops = sps * n_models * flops / 1e9
             cpu_frac = _cpu_rate(flops * n_models * _TIMED_STEPS[-1]) / ctx["roofline_cpu_gflops"]
-            records.append(dict(
-                workload=name, variant=variant, steps_per_s_per_model=sps, gflops=gflops,
-                roofline_gflops=roof, roofline_fraction=gflops / roof, cpu_roofline_fraction=cpu_frac,
-                models=n_models, batch_size=batch, flops_per_step=flops,
-            ))
-            print(f"  {name:10s} {variant:12s} {sps:9.1f} steps/s/model  {gflops:7.1f} GFLOP/s "
-                  f"({100 * gflops / roof:5.1f}% of roofline; CPU-time basis {100 * cpu_frac:5.1f}%)", flush=True)
+            records.append(
+                dict(
+                    workload=name,
+                    variant=variant,
+                    steps_per_s_per_model=sps,
+                    gflops=gflops,
+                    roofline_gflops=roof,
+                    roofline_fraction=gflops / roof,
+                    cpu_roofline_fraction=cpu_frac,
+                    models=n_models,
+                    batch_size=batch,
+                    flops_per_step=flops,
+                )
+            )
+            print(
+                f"  {name:10s} {variant:12s} {sps:9.1f} steps/s/model  {gflops:7.1f} GFLOP/s "
+                f"({100 * gflops / roof:5.1f}% of roofline; CPU-time basis {100 * cpu_frac:5.1f}%)",
+                flush=True,
+            )
     return records
 
 
@@ -203,11 +217,16 @@ def section_cnn(ctx: dict) -> list:
     roof = ctx["roofline_gflops"]
     records = []
     task = _random_task(512, (32, 32, 3))
-    # forward FLOPs: convs 32x32 (3->32, 32->32), pool, 16x16 (32->32 x2), pool, 8*8*32 -> 256 -> 256 -> 10
+    # forward FLOPs: convs 32x32 (3->32, 32->32), pool, 16x16 (32->32 x2), pool,
+    # then dense 8*8*32 -> 256 -> 256 -> 10
     conv = 2 * 128 * 9 * (32 * 32 * (3 * 32 + 32 * 32) + 16 * 16 * (32 * 32 * 2))
     dense = 2 * 128 * (8 * 8 * 32 * 256 + 256 * 256 + 256 * 10)
     flops = 3.0 * (conv + dense)
-    variants = [("im2col", 1, 4 if ctx["quick"] else 10), ("lax", 1, 1), ("im2col", 4, 2 if ctx["quick"] else 4)]
+    variants = [
+        ("im2col", 1, 4 if ctx["quick"] else 10),
+        ("lax", 1, 1),
+        ("im2col", 4, 2 if ctx["quick"] else 4),
+    ]
     if ctx.get("slow"):
         variants.append(("lax", 4, 1))  # grouped convolutions under vmap: ~100x slower on CPU
     for impl, n_models, steps in variants:
@@ -218,13 +237,26 @@ def section_cnn(ctx: dict) -> list:
         gflops = sps * n_models * flops / 1e9
         cpu_frac = _cpu_rate(flops * n_models * steps) / ctx["roofline_cpu_gflops"]
         variant = f"single_{impl}" if n_models == 1 else f"vmap{n_models}_{impl}"
-        records.append(dict(
-            workload="paper_cnn", variant=variant, steps_per_s_per_model=sps, gflops=gflops,
-            roofline_gflops=roof, roofline_fraction=gflops / roof, cpu_roofline_fraction=cpu_frac,
-            models=n_models, batch_size=128, flops_per_step=flops, section_wall_s=time.perf_counter() - t0,
-        ))
-        print(f"  paper_cnn  {variant:14s} {sps:9.2f} steps/s/model  {gflops:7.1f} GFLOP/s "
-              f"({100 * gflops / roof:5.1f}% of roofline; CPU-time basis {100 * cpu_frac:5.1f}%)", flush=True)
+        records.append(
+            dict(
+                workload="paper_cnn",
+                variant=variant,
+                steps_per_s_per_model=sps,
+                gflops=gflops,
+                roofline_gflops=roof,
+                roofline_fraction=gflops / roof,
+                cpu_roofline_fraction=cpu_frac,
+                models=n_models,
+                batch_size=128,
+                flops_per_step=flops,
+                section_wall_s=time.perf_counter() - t0,
+            )
+        )
+        print(
+            f"  paper_cnn  {variant:14s} {sps:9.2f} steps/s/model  {gflops:7.1f} GFLOP/s "
+            f"({100 * gflops / roof:5.1f}% of roofline; CPU-time basis {100 * cpu_frac:5.1f}%)",
+            flush=True,
+        )
     return records
 
 
@@ -257,9 +289,13 @@ def _try_register_external() -> None:
 def main(argv=None) -> list:
     _try_register_external()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {sorted(SECTIONS)}")
+    ap.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma list of {sorted(SECTIONS)}"
+    )
     ap.add_argument("--quick", action="store_true", help="fewer steps")
-    ap.add_argument("--slow", action="store_true", help="also lax.conv under vmap (minutes per step on CPU)")
+    ap.add_argument(
+        "--slow", action="store_true", help="also lax.conv under vmap (minutes per step on CPU)"
+    )
     ap.add_argument("--out", default=RESULTS)
     args = ap.parse_args(argv)
     chosen = [s for s in args.sections.split(",") if s]
@@ -271,13 +307,38 @@ def main(argv=None) -> list:
     print(f"devices: {jax.devices()}  cpus: {os.cpu_count()}  load avg: {load_before}", flush=True)
     roof = matmul_gflops(2048)
     roof_cpu = _cpu_rate(2 * 2048**3)
-    print(f"  matmul roofline (float32 2048^3 product): {roof:.1f} GFLOP/s wall, {roof_cpu:.1f} GFLOP per "
-          "CPU-second", flush=True)
-    ctx = {"roofline_gflops": roof, "roofline_cpu_gflops": roof_cpu, "quick": args.quick, "slow": args.slow}
-    machine = dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
-                   devices=[str(d) for d in jax.devices()], jax=jax.__version__, load_avg_before=load_before)
-    records = [dict(workload="matmul", variant="roofline", steps_per_s_per_model=None, gflops=roof,
-                    roofline_gflops=roof, roofline_fraction=1.0, cpu_gflops_per_cpu_s=roof_cpu, machine=machine)]
+    print(
+        f"  matmul roofline (float32 2048^3 product): {roof:.1f} GFLOP/s wall, "
+        f"{roof_cpu:.1f} GFLOP per "
+        "CPU-second",
+        flush=True,
+    )
+    ctx = {
+        "roofline_gflops": roof,
+        "roofline_cpu_gflops": roof_cpu,
+        "quick": args.quick,
+        "slow": args.slow,
+    }
+    machine = dict(
+        platform=platform.platform(),
+        processor=platform.processor(),
+        cpus=os.cpu_count(),
+        devices=[str(d) for d in jax.devices()],
+        jax=jax.__version__,
+        load_avg_before=load_before,
+    )
+    records = [
+        dict(
+            workload="matmul",
+            variant="roofline",
+            steps_per_s_per_model=None,
+            gflops=roof,
+            roofline_gflops=roof,
+            roofline_fraction=1.0,
+            cpu_gflops_per_cpu_s=roof_cpu,
+            machine=machine,
+        )
+    ]
     for name in chosen:
         print(f"[{name}]", flush=True)
         records += SECTIONS[name](ctx)
@@ -289,7 +350,11 @@ def main(argv=None) -> list:
     # benchmark's own threads raise it to about one per core.
     wall_ok = load_before[0] < 0.75 * (os.cpu_count() or 1)
     basis = "wall" if wall_ok else "cpu_time"
-    summary = {"basis": basis, "load_avg_1min_before": load_before[0], "load_avg_1min_after": os.getloadavg()[0]}
+    summary = {
+        "basis": basis,
+        "load_avg_1min_before": load_before[0],
+        "load_avg_1min_after": os.getloadavg()[0],
+    }
     if ("paper_mlp", "single") in by:
         r = by[("paper_mlp", "single")]
         summary["paper_mlp_single_roofline_fraction_wall"] = r["roofline_fraction"]
@@ -306,21 +371,33 @@ def main(argv=None) -> list:
 
     print("\n| workload | variant | steps/s/model | GFLOP/s | roofline | fraction |")
     print("|---|---|---|---|---|---|")
+
     def fmt(v, spec):
         return "" if v is None else format(v, spec)
 
     for r in records:
         if "gflops" not in r:  # records of other sections (e.g. entk: seconds per call)
             continue
-        print(f"| {r['workload']} | {r['variant']} | {fmt(r.get('steps_per_s_per_model'), '.2f')} | "
-              f"{fmt(r.get('gflops'), '.1f')} | {fmt(r.get('roofline_gflops'), '.1f')} | "
-              f"{fmt(r.get('roofline_fraction'), '.2f')} |")
+        print(
+            f"| {r['workload']} | {r['variant']} | {fmt(r.get('steps_per_s_per_model'), '.2f')} | "
+            f"{fmt(r.get('gflops'), '.1f')} | {fmt(r.get('roofline_gflops'), '.1f')} | "
+            f"{fmt(r.get('roofline_fraction'), '.2f')} |"
+        )
     for k, v in summary.items():
         print(f"{k}: {v}")
     machine["load_avg_after"] = os.getloadavg()
     machine["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    out = records + [dict(workload="summary", variant="targets", steps_per_s_per_model=None, gflops=None,
-                          roofline_gflops=roof, roofline_fraction=None, **summary)]
+    out = records + [
+        dict(
+            workload="summary",
+            variant="targets",
+            steps_per_s_per_model=None,
+            gflops=None,
+            roofline_gflops=roof,
+            roofline_fraction=None,
+            **summary,
+        )
+    ]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(out, fh, indent=1)

@@ -37,7 +37,9 @@ def _network(norm: str):
         from plasticity_lib.models import ModelConfig, make_network
 
         net = make_network(
-            ModelConfig(arch="mlp", depth=4, width=512, activation="relu", norm=norm, num_outputs=10)
+            ModelConfig(
+                arch="mlp", depth=4, width=512, activation="relu", norm=norm, num_outputs=10
+            )
         )
         return net.init, net.apply, "plasticity_lib.models"
     except Exception:  # models.py not available: a plain Flax Dense stack
@@ -69,7 +71,9 @@ def _time(fn, args, repeats):
     return statistics.median(times), compile_s, times
 
 
-def entk_benchmark(n: int = 64, repeats: int = 10, generic_repeats: int = 3, quick: bool = False) -> list:
+def entk_benchmark(
+    n: int = 64, repeats: int = 10, generic_repeats: int = 3, quick: bool = False
+) -> list:
     """Time generic vs fast eNTK on the paper MLP; return and print the records.
 
     Args:
@@ -116,7 +120,9 @@ def entk_benchmark(n: int = 64, repeats: int = 10, generic_repeats: int = 3, qui
         if variant == "fast" and "generic" in kernels:
             diff = jnp.abs(kernels["fast"] - kernels["generic"])
             rec["max_abs_diff_vs_generic"] = float(jnp.max(diff))
-            rec["max_rel_diff_vs_generic"] = float(jnp.max(diff) / jnp.max(jnp.abs(kernels["generic"])))
+            rec["max_rel_diff_vs_generic"] = float(
+                jnp.max(diff) / jnp.max(jnp.abs(kernels["generic"]))
+            )
             rec["speedup_vs_generic"] = records[0]["seconds"] / sec
         records.append(rec)
         print(json.dumps(rec), flush=True)

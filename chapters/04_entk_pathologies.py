@@ -71,35 +71,97 @@
 #   outputs, $f = \sum_c f_c$, and its eNTK $K^{\Sigma}$), targets $y \in \mathbb{R}^n$,
 #   residual $r = f(\theta, X) - y$, the paper's objective $\ell(\theta) = \|r\|^2$ and
 #   one gradient-descent step of size $\eta$, $\theta' = \theta - \eta \nabla_\theta \ell$:
+#
 #   $$\ell(\theta) - \ell(\theta') = \eta \|\nabla_\theta \ell\|^2 + O(\eta^2)
 #     = 4 \eta\, r^\top K^{\Sigma} r + O(\eta^2),$$
+#
 #   which is §3.3's $r^\top K r$ with the constant $4\eta$ written out.
 # * **Plasticity probe** (App. B.3): from a checkpoint $\theta_T$, train a copy with a
 #   fresh Adam optimiser to fit $f(\theta_T; X_p) + \xi(X_p)$ on $n_p$ probe images
 #   $X_p$, where $\xi(x)_c = \sin(100 \langle \rho_c, x \rangle)$, $\rho_c \sim
 #   \mathcal{N}(0, I/d)$, is a fixed high-frequency function of the input (values in
-#   $[-1, 1]$, mean square $\approx 1/2$; B.3 writes $\eta$ for it). The **probe loss** is the mean squared error
-#   after the last step: about $0.5$ if the network cannot move its outputs at all, near
-#   0 if it fits the perturbation.
+#   $[-1, 1]$, mean square $\approx 1/2$; B.3 writes $\eta$ for it). The **probe loss**
+#   is the mean squared error after the last step: about $0.5$ if the network cannot
+#   move its outputs at all, near 0 if it fits the perturbation.
 
 # %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # in Colab: install the library (elsewhere this does nothing)
+    import importlib
+    import importlib.metadata
+    import os
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "plasticity-lib @ git+https://github.com/plasticity-book/plasticity-loss-book"], check=True)
+    BOOK_REF = "v0.1.0"  # the release of the library this book was built from
+    REPO = "https://github.com/plasticity-book/plasticity-loss-book"
+    try:
+        installed = importlib.metadata.version("plasticity-lib")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed != BOOK_REF.removeprefix("v"):
+        # hold Colab's own packages at their versions: pip adds only what Colab lacks
+        keep = []
+        for name in (
+            "jax",
+            "jaxlib",
+            "jax-cuda12-plugin",
+            "jax-cuda12-pjrt",
+            "ml-dtypes",
+            "numpy",
+            "scipy",
+            "pandas",
+            "matplotlib",
+            "flax",
+            "optax",
+            "protobuf",
+            "tensorflow",
+            "tensorflow-datasets",
+            "keras",
+        ):
+            try:
+                keep.append(f"{name}=={importlib.metadata.version(name)}\n")
+            except importlib.metadata.PackageNotFoundError:
+                pass
+        with open("/tmp/colab-constraints.txt", "w") as f:
+            f.writelines(keep)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/colab-constraints.txt",
+                f"plasticity-lib[colab] @ git+{REPO}@{BOOK_REF}",
+            ],
+            check=True,
+        )
+        importlib.invalidate_caches()
+    os.environ.setdefault("PLASTICITY_DATA_DIR", "/content/data")
 
 # %%
+import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from plasticity_lib import claims, data, plotting, profiles
-from plasticity_lib import diagnostics as dg
-from plasticity_lib.experiments import ch04_entk_pathologies as ch4
+from plasticity_lib import (
+    claims,
+    data,
+    diagnostics,
+    entk_pathology,
+    plotting,
+    profiles,
+    stats,
+    tasks,
+    train,
+)
+from plasticity_lib.models import ModelConfig, make_network
 
 plotting.set_theme()
 
@@ -113,6 +175,7 @@ plotting.set_theme()
 # %% tags=["parameters"]
 profile = "default"  # smoke | default | paper
 seeds = None  # number of seeds, trained together with vmap
+seed_offset = None  # first seed (seeds seed_offset, ..., seed_offset + seeds - 1)
 n_train = None  # MNIST training images shared by all runs
 num_tasks = None  # random-label tasks of networks (c), (d)
 steps_per_task = None  # Adam steps per random-label task
@@ -121,19 +184,37 @@ probe_steps = None  # Adam steps of the plasticity probe
 
 # %%
 P = profiles.resolve_notebook("ch04_entk_pathologies", globals())
-display(Markdown(profiles.describe("ch04_entk_pathologies")))
-P
+if P.reg_steps % P.reg_checkpoints:
+    raise ValueError(f"reg_checkpoints={P.reg_checkpoints} must divide reg_steps={P.reg_steps}")
+if P.probe_n > P.n_train:
+    raise ValueError(f"probe_n={P.probe_n} must not exceed n_train={P.n_train}")
+profiles.show("ch04_entk_pathologies")
 
 # %% [markdown]
 # | | paper (§3.3, Fig. 3; B.1–B.3; E.1) | this chapter, default profile | why |
 # |---|---|---|---|
-# | eNTK batch | a sampled mini-batch of 64 inputs | 64 MNIST training images, 6–7 per class, ordered by class | offline data; class blocks contiguous in the heat maps |
-# | architecture | not stated for Fig. 3 (MLP default 512 × 4, B.1) | ReLU / Leaky-ReLU MLP, `width` × `depth` above, no normalisation | CPU budget |
-# | network (b) | regression, targets with a large mean, "a few hundred steps" | E.1 targets $\sin(10^5 f_{\rm rand}(x)) + 32$ on the `n_train` images, one output, MSE, Adam $10^{-3}$, `reg_steps` steps, batch 64 | optimiser not stated; $b = 32$ is E.1's largest offset |
-# | networks (c), (d) | a sequence of random-label tasks (B.2: Adam $10^{-5}$, 75,000 steps per task) | `num_tasks` tasks × `steps_per_task` Adam steps, learning rate `lr_labels`, `n_train` images, batch 64 | the larger rate compresses the loss of plasticity into minutes of CPU |
-# | eNTK of a multi-output net | $\langle \nabla_\theta f(x), \nabla_\theta f(x') \rangle$ (scalar $f$) | trace over the 10 logits; the first-order check uses $f = \sum_c f_c$ | a kernel that sees every output; the first-order formula needs one scalar output |
-# | probe (B.3) | fresh Adam, 2000 steps, "a subset of inputs", a high-frequency perturbation (B.3 calls it $\eta$) | fresh Adam $10^{-3}$, `probe_steps` full-batch steps, `probe_n` training images, $\xi$ as defined above | in a pilot run 250 steps brought a fresh network from 0.5 to about $10^{-3}$ (B.3 chose 2000 as "sufficient ... at a random initialization") |
+# | eNTK batch | a sampled mini-batch of 64 inputs | 64 MNIST training images | note 1 |
+# | architecture | not stated for Fig. 3 (B.1: MLP 512 × 4) | MLP `width` × `depth` | CPU budget |
+# | network (b) | targets of large mean, "a few hundred steps" | E.1, `reg_steps` steps | note 2 |
+# | (c), (d) | random labels (B.2: Adam $10^{-5}$) | `num_tasks` × `steps_per_task` | note 3 |
+# | multi-output eNTK | $\langle \nabla_\theta f(x), \nabla_\theta f(x') \rangle$ | trace | note 4 |
+# | probe (B.3) | fresh Adam, 2000 steps, a perturbation $\eta$ | `probe_steps` steps | note 5 |
 # | seeds | not stated | `seeds` above, trained together with `vmap` | intervals over seeds |
+#
+# Notes. (1) 6–7 images per class, ordered by class: offline data, and the class blocks
+# are contiguous in the heat maps. The MLPs (ReLU or Leaky ReLU) have no normalisation.
+# (2) App. E.1's targets $\sin(10^5 f_{\rm rand}(x)) + 32$ on the `n_train` images, one
+# output, MSE, Adam $10^{-3}$, `reg_steps` steps, batch 64: the paper states no
+# optimiser, and $b = 32$ is E.1's largest offset. (3) `num_tasks` tasks ×
+# `steps_per_task` Adam steps at learning rate `lr_labels` on the `n_train` images,
+# batch 64, instead of B.2's 75,000 steps per task: the larger rate compresses the loss
+# of plasticity into minutes of CPU. (4) The paper's eNTK is that of a scalar $f$; we
+# take the trace over the 10 logits (a kernel that sees every output), and the
+# first-order check uses $f = \sum_c f_c$ (the formula needs one scalar output).
+# (5) Fresh Adam $10^{-3}$, `probe_steps` full-batch steps on `probe_n` training images
+# ("a subset of inputs" in B.3), $\xi$ as defined above: in a pilot run 250 steps
+# brought a fresh network from 0.5 to about $10^{-3}$ (B.3 chose 2000 as "sufficient
+# ... at a random initialization").
 #
 # The paper profile uses the B.1/B.2 MLP (512 × 4, Adam $10^{-5}$, 20 tasks of 75,000
 # steps on all of MNIST) and the B.3 probe length (2000 steps); it needs a GPU.
@@ -160,9 +241,9 @@ P
 #   In the linearised model the residual becomes $(I - 2\eta K^{\Sigma}) r$, so no
 #   eigen-component moves by more than $\epsilon$ and the Gauss–Newton second-order term
 #   is at most $\epsilon/2$ of the first-order one, for every network whatever the
-#   scale of its kernel. Relative error, with $\Delta\ell = \ell(\theta) - \ell(\theta')$: $|\Delta\ell - 4\eta\, r^\top K^\Sigma r| /
-#   \Delta\ell$ per seed; the claim needs the upper end of the 95 % interval below 5 %
-#   for each of the four networks.
+#   scale of its kernel. Relative error, with $\Delta\ell = \ell(\theta) - \ell(\theta')$:
+#   $|\Delta\ell - 4\eta\, r^\top K^\Sigma r| / \Delta\ell$ per seed; the claim needs
+#   the upper end of the 95 % interval below 5 % for each of the four networks.
 # * **`ch4.relu_worse`** uses the diagonal + rank-1 error, signed towards the pathology:
 #   $[e_{D+1}(K_{\rm init}) - e_{D+1}(K_{(c)})] - [e_{D+1}(K_{\rm init}) - e_{D+1}(K_{(d)})]$
 #   per seed, each network against its own initialisation.
@@ -170,107 +251,200 @@ P
 # %% [markdown]
 # ## Experiment
 #
-# One MNIST subset feeds every run. Network (b) trains on App. E.1's offset targets;
-# networks (c) and (d) on `num_tasks` successive random labellings of the same images,
-# continuing from the previous task's parameters and optimiser state. The engine keeps
-# the parameters at every checkpoint (all seeds at once, `vmap`).
+# One MNIST subset feeds every run. The eNTK batch is `entk_batch` of its images,
+# balanced over the classes and sorted by label (`entk_pathology.label_ordered_batch`);
+# the probe fits `probe_n` of them, drawn once.
 
 # %%
-ds = data.load_dataset(P.dataset, n=P.n_train, seed=0, flatten=True, allow_fallback=P.allow_fallback)
+ds = data.load_dataset(
+    P.dataset, n=P.n_train, seed=0, flatten=True, allow_fallback=P.allow_fallback
+)
 print(f"data: {ds.source}, x {ds.x.shape}, {ds.num_classes} classes")
-seed_list = list(range(P.seeds))
-batch_idx = ch4.label_ordered_batch(ds.y, P.entk_batch, ds.num_classes)
-xb, yb = ds.x[batch_idx], ds.y[batch_idx]
-x_probe = ds.x[ch4.probe_indices(len(ds.y), P.probe_n)]
-print(f"eNTK batch: {len(batch_idx)} images, per class {np.bincount(yb, minlength=ds.num_classes).tolist()}")
-
-common = dict(width=P.width, depth=P.depth, seeds=seed_list, batch_size=P.batch_size)
-runs = {
-    "b": ch4.train_offset_regression_run(ds.x, offset=P.reg_offset, steps=P.reg_steps, checkpoints=P.reg_checkpoints,
-                                         learning_rate=P.lr_regression, **common),
-    "c": ch4.train_random_label_run(ds.x, ds.num_classes, "relu", num_tasks=P.num_tasks, steps_per_task=P.steps_per_task,
-                                    learning_rate=P.lr_labels, name="c", **common),
-    "d": ch4.train_random_label_run(ds.x, ds.num_classes, "leaky_relu", num_tasks=P.num_tasks,
-                                    steps_per_task=P.steps_per_task, learning_rate=P.lr_labels, name="d", **common),
-}
-for name, run in runs.items():
-    te = run.result.task_end
-    metric = "mse" if "mse" in te else "accuracy"
-    print(f"({name}) {run.num_checkpoints} checkpoints per seed; training {metric} at each checkpoint "
-          f"(mean over seeds): {np.round(te[metric].mean(0), 3).tolist()}; "
-          f"diverged seeds: {int(run.result.diverged.sum())}")
+seed_list = list(range(P.seed_offset, P.seed_offset + P.seeds))
+batch_idx = entk_pathology.label_ordered_batch(ds.y, P.entk_batch, ds.num_classes)
+xb, yb = jnp.asarray(ds.x[batch_idx]), ds.y[batch_idx]
+probe_idx = np.sort(np.random.default_rng(0).choice(len(ds.y), P.probe_n, replace=False))
+x_probe = jnp.asarray(ds.x[probe_idx])
+per_class = np.bincount(yb, minlength=ds.num_classes).tolist()
+print(f"eNTK batch: {len(batch_idx)} images, per class {per_class}")
 
 # %% [markdown]
-# Next, at every checkpoint of every seed: the trace eNTK on the 64-image batch (the
-# library's fast per-layer route, `diagnostics.entk`), its summaries
-# (`diagnostics.ntk_summary`), the fraction of hidden units that are off on every
-# training image, and the plasticity probe (`diagnostics.probe_vmapped`, all seeds and
-# checkpoints of a run in one compiled call).
+# The three trained networks. Network (b) is a one-output ReLU MLP that regresses with
+# MSE on App. E.1's offset targets (`tasks.regression_stream`: the same targets for
+# every "task"; its `reg_steps` are split into `reg_checkpoints` equal tasks only so
+# that the engine keeps the parameters after each). Networks (c) (ReLU) and (d) (Leaky
+# ReLU) classify `num_tasks` successive random labellings of the same images
+# (`tasks.random_labels`), continuing from the previous task's parameters and optimiser
+# state. The engine trains all seeds at once (`vmap`) and keeps the parameters at
+# the initialisation and at the end of every task.
 
 # %%
-keys = ch4.probe_keys(seed_list)
+NETWORK_LABELS = {
+    "a": "(a) random init.",
+    "b": "(b) large-offset regression",
+    "c": "(c) ReLU, random labels",
+    "d": "(d) Leaky ReLU, random labels",
+}
+
+
+def mlp(activation: str, num_outputs: int):
+    """The MLP of one network: `depth` x `width`, no normalisation."""
+    cfg = ModelConfig(
+        arch="mlp", width=P.width, depth=P.depth, activation=activation, num_outputs=num_outputs
+    )
+    return make_network(cfg)
+
+
+networks = {
+    "b": mlp("relu", 1),
+    "c": mlp("relu", ds.num_classes),
+    "d": mlp("leaky_relu", ds.num_classes),
+}
+keep = dict(seeds=seed_list, keep_task_params=True, keep_initial_params=True)
+reg_per = P.reg_steps // P.reg_checkpoints
+results = {
+    "b": train.train_stream(
+        networks["b"],
+        train.TrainConfig(learning_rate=P.lr_regression, batch_size=P.batch_size, loss="mse"),
+        tasks.regression_stream(ds.x, offset=float(P.reg_offset)),
+        num_tasks=P.reg_checkpoints,
+        steps_per_task=reg_per,
+        log_every=reg_per,
+        desc=f"(b) offset {P.reg_offset:g}",
+        **keep,
+    )
+}
+for name, activation in (("c", "relu"), ("d", "leaky_relu")):
+    results[name] = train.train_stream(
+        networks[name],
+        train.TrainConfig(learning_rate=P.lr_labels, batch_size=P.batch_size),
+        tasks.random_labels(ds.x, ds.num_classes),
+        num_tasks=P.num_tasks,
+        steps_per_task=P.steps_per_task,
+        log_every=P.steps_per_task,
+        desc=f"({name}) {activation}",
+        **keep,
+    )
+
+
+def with_initialisation(result: train.RunResult):
+    """Checkpoints ``(S, K + 1, ...)``: the initial params, then those at every task end."""
+    return jax.tree_util.tree_map(
+        lambda a, b: np.concatenate([np.asarray(a)[:, None], np.asarray(b)], axis=1),
+        result.initial_params,
+        result.task_params,
+    )
+
+
+checkpoints = {name: with_initialisation(r) for name, r in results.items()}
+positions = {  # training progress at each checkpoint
+    "b": np.arange(P.reg_checkpoints + 1) * reg_per,  # Adam steps
+    "c": np.arange(P.num_tasks + 1),  # tasks completed
+    "d": np.arange(P.num_tasks + 1),
+}
+for name, r in results.items():
+    metric = "mse" if "mse" in r.task_end else "accuracy"
+    print(
+        f"({name}) {len(positions[name])} checkpoints per seed; training {metric} at each "
+        f"task end (mean over seeds): {np.round(r.task_end[metric].mean(0), 3).tolist()}; "
+        f"diverged seeds: {int(r.diverged.sum())}"
+    )
+
+# %% [markdown]
+# Next, at every checkpoint of every seed (`entk_pathology.map_checkpoints`: all seeds
+# and checkpoints of a run in one compiled `vmap`): the trace eNTK on the 64-image batch
+# (`diagnostics.entk`, the library's fast per-layer route), its summaries
+# (`entk_pathology.kernel_summaries`: `diagnostics.ntk_summary` and the pathology score),
+# the fraction of hidden units that are off (preactivation $\le 0$) on every training
+# image, and the plasticity probe (`diagnostics.plasticity_probe`). Every checkpoint of
+# a seed, in every run, fits the same perturbation $\xi$: one probe key per seed.
+
+# %%
+# One probe key per seed, fold_in(PRNGKey(4), seed): the key this chapter has always
+# used, kept so that its numbers stay the same (`keys.for_seeds(seeds, keys.PROBE)` folds
+# the seed and the purpose the other way round, and gives other keys).
+probe_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(4), s) for s in seed_list])
+x_all = jnp.asarray(ds.x)
+
+
+def units_off(net, p):
+    """Fraction of ``net``'s hidden units whose preactivation is <= 0 on every image."""
+    _, inter = net.apply_with_intermediates(p, x_all)
+    return diagnostics.layer_fractions([jnp.all(z <= 0, axis=0) for z in inter.preacts])[1]
+
+
 kernels, summ, probe, inactive = {}, {}, {}, {}
-for name, run in runs.items():
-    kernels[name] = ch4.checkpoint_kernels(run.network, run.params, xb)
-    summ[name] = ch4.kernel_summaries(kernels[name])
-    inactive[name] = ch4.inactive_unit_fraction(run.network, run.params, ds.x)
-    probe[name] = ch4.probe_losses(run.network, run.params, x_probe, keys, steps=P.probe_steps, lr=P.probe_lr)
+for name, net in networks.items():
+    params = checkpoints[name]
+    kernels[name] = entk_pathology.map_checkpoints(
+        lambda p: diagnostics.entk(net.apply, p, xb, output="trace"), params
+    )
+    summ[name] = entk_pathology.kernel_summaries(kernels[name])
+    inactive[name] = entk_pathology.map_checkpoints(lambda p: units_off(net, p), params)
+    probe[name] = entk_pathology.map_checkpoints(
+        lambda p, key: diagnostics.plasticity_probe(
+            net.apply, p, x_probe, key, steps=P.probe_steps, lr=P.probe_lr
+        ),
+        params,
+        probe_keys,
+    )
     print(f"({name}) eNTK, summaries and probe done for {probe[name].size} checkpoints")
 
-# The four networks of Fig. 3: (a) the classifier's initialisation, (b)-(d) the last checkpoints.
-which = {"a": ("c", 0), "b": ("b", -1), "c": ("c", -1), "d": ("d", -1)}
-init_of = {"b": ("b", 0), "c": ("c", 0), "d": ("d", 0)}
+# The four networks of Fig. 3: (a) the classifier's initialisation, (b)-(d) the last
+# checkpoints. Network -> (run, checkpoint).
+FIG3 = {"a": ("c", 0), "b": ("b", -1), "c": ("c", -1), "d": ("d", -1)}
 
 
-def summary_of(net: str, key: str, table=which) -> np.ndarray:
-    """Per-seed value ``(S,)`` of summary ``key`` for network ``net``."""
-    run, k = table[net]
+def trained(net: str, key: str) -> np.ndarray:
+    """Per-seed value ``(S,)`` of summary ``key`` for network ``net`` of Fig. 3."""
+    run, k = FIG3[net]
     return summ[run][key][:, k]
+
+
+def initial(net: str, key: str) -> np.ndarray:
+    """Per-seed value ``(S,)`` of summary ``key`` at network ``net``'s own initialisation."""
+    return summ[net][key][:, 0]
 
 
 # %% [markdown]
 # ## Figure: the eNTKs of the four networks (Fig. 3, right)
 
 # %%
-def class_ticks(ax, labels):
-    edges = np.flatnonzero(np.diff(labels)) + 0.5
-    for e in edges:
-        ax.axhline(e, color="k", lw=0.4, alpha=0.5)
-        ax.axvline(e, color="k", lw=0.4, alpha=0.5)
-    starts = np.r_[0, np.flatnonzero(np.diff(labels)) + 1]
-    ends = np.r_[starts[1:], len(labels)]
-    centres = (starts + ends - 1) / 2
-    ax.set_xticks(centres, [str(labels[s]) for s in starts], fontsize=7)
-    ax.set_yticks(centres, [str(labels[s]) for s in starts], fontsize=7)
-    ax.tick_params(length=0)
-    ax.grid(False)
-
-
 fig, axes = plt.subplots(2, 4, figsize=(13, 6.6), layout="constrained")
 seed_shown = 0
 for col, net in enumerate("abcd"):
-    run, k = which[net]
+    run, k = FIG3[net]
     K = kernels[run][seed_shown, k]
-    cos = np.asarray(dg.gradient_cosine(K))
-    scale = np.quantile(np.abs(K), 0.99)  # robust scale: a few huge entries saturate instead of hiding the rest
-    im_c = axes[0, col].imshow(cos, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-    im_k = axes[1, col].imshow(np.clip(K / scale, -1, 1), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-    axes[0, col].set_title(f"{ch4.NETWORK_LABELS[net]}\n" + r"mean $|\cos|$ = "
-                           f"{summ[run]['mean_abs_offdiag_cosine'][seed_shown, k]:.2f}", fontsize=9)
-    axes[1, col].set_title(r"$e_{D+1}$ = " + f"{summ[run]['diag_rank1_error'][seed_shown, k]:.2f}, erank = "
-                           f"{summ[run]['effective_rank'][seed_shown, k]:.1f}\n" + r"$q_{99}$ = " + f"{scale:.3g}, " + r"$\max|K|$ = "
-                           + f"{np.abs(K).max():.3g}",
-                           fontsize=9)
+    cos = np.asarray(diagnostics.gradient_cosine(K))
+    # robust scale: a few huge entries saturate instead of hiding the rest
+    scale = np.quantile(np.abs(K), 0.99)
+    shown = dict(cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    im_c = axes[0, col].imshow(cos, **shown)
+    im_k = axes[1, col].imshow(np.clip(K / scale, -1, 1), **shown)
+    s = {key: v[seed_shown, k] for key, v in summ[run].items()}
+    axes[0, col].set_title(
+        f"{NETWORK_LABELS[net]}\n" + rf"mean $|\cos|$ = {s['mean_abs_offdiag_cosine']:.2f}",
+        fontsize=9,
+    )
+    axes[1, col].set_title(
+        rf"$e_{{D+1}}$ = {s['diag_rank1_error']:.2f}, erank = {s['effective_rank']:.1f}"
+        + "\n"
+        + rf"$q_{{99}}$ = {scale:.3g}, $\max|K|$ = {np.abs(K).max():.3g}",
+        fontsize=9,
+    )
     for row in range(2):
-        class_ticks(axes[row, col], yb)
+        plotting.class_block_ticks(axes[row, col], yb)
 axes[0, 0].set_ylabel("gradient cosine\n(input, sorted by class)")
 axes[1, 0].set_ylabel(r"eNTK $K / q_{99}$" + "\n(input, sorted by class)")
 for ax in axes[1]:
     ax.set_xlabel("input (sorted by class)")
 fig.colorbar(im_c, ax=axes[0, :], shrink=0.85, label=r"$\cos(\nabla f(x_i), \nabla f(x_j))$")
 fig.colorbar(im_k, ax=axes[1, :], shrink=0.85, label=r"$K_{ij} / q_{99}$, clipped to $[-1, 1]$")
-fig.suptitle(f"Gradient cosines (top) and eNTK (bottom) on 64 {ds.source.split(' (')[0]} images, seed {seed_shown}",
-             fontweight="bold")
+fig.suptitle(
+    f"Gradient cosines (top) and eNTK (bottom) on 64 {ds.source.split(' (')[0]} images, "
+    f"seed {seed_list[seed_shown]}",
+    fontweight="bold",
+)
 plotting.savefig(fig, "ch04_entk_grid", P.profile)
 plt.show()
 
@@ -299,26 +473,56 @@ plt.show()
 # ## Figure: the summaries, trained vs initialisation
 
 # %%
-rows = []
-for net in "bcd":
-    for state, table in (("initialisation", init_of), ("trained", which)):
-        for key, label in (("diag_rank1_error", r"diag + rank-1 error $e_{D+1}$"),
-                           ("mean_abs_offdiag_cosine", r"interference $\overline{|\cos|}$"),
-                           ("grad_norm_cv", "gradient-norm CV"),
-                           ("effective_rank", "effective rank of $K$")):
-            for s, v in enumerate(summary_of(net, key, table)):
-                rows.append(dict(network=net, state=state, summary=label, value=v, seed=s))
-sdf = pd.DataFrame(rows)
-g = sns.catplot(data=sdf, x="network", y="value", hue="state", col="summary", kind="bar", errorbar=("ci", 95),
-                sharey=False, height=3.2, aspect=0.85, col_wrap=4, palette=["#bbbbbb", "C3"], alpha=0.9)
+SUMMARY_LABELS = {
+    "diag_rank1_error": r"diag + rank-1 error $e_{D+1}$",
+    "mean_abs_offdiag_cosine": r"interference $\overline{|\cos|}$",
+    "grad_norm_cv": "gradient-norm CV",
+    "effective_rank": "effective rank of $K$",
+}
+sdf = pd.DataFrame(
+    [
+        dict(network=net, state=state, summary=label, value=v, seed=seed)
+        for net in "bcd"
+        for state, of in (("initialisation", initial), ("trained", trained))
+        for key, label in SUMMARY_LABELS.items()
+        for seed, v in enumerate(of(net, key))
+    ]
+)
+g = sns.catplot(
+    data=sdf,
+    x="network",
+    y="value",
+    hue="state",
+    col="summary",
+    kind="bar",
+    errorbar=("ci", 95),
+    sharey=False,
+    height=3.2,
+    aspect=0.85,
+    col_wrap=4,
+    palette=["#bbbbbb", "C3"],
+    alpha=0.9,
+)
 for ax, (summary, sub) in zip(g.axes.flat, sdf.groupby("summary", sort=False)):
-    sns.stripplot(data=sub, x="network", y="value", hue="state", dodge=True, ax=ax, palette=["#555555", "#5a0000"],
-                  size=3.5, legend=False)
+    sns.stripplot(
+        data=sub,
+        x="network",
+        y="value",
+        hue="state",
+        dodge=True,
+        ax=ax,
+        palette=["#555555", "#5a0000"],
+        size=3.5,
+        legend=False,
+    )
     ax.set_xlabel("network")
 g.set_titles("{col_name}")
 g.set_axis_labels("network", "value (dimensionless)")
-g.figure.suptitle(f"eNTK summaries of (b), (c), (d) and of their own initialisations: {P.seeds} seeds, "
-                  "mean, 95 % interval and seeds", y=1.05)
+g.figure.suptitle(
+    f"eNTK summaries of (b), (c), (d) and of their own initialisations: {P.seeds} seeds, "
+    "mean, 95 % interval and seeds",
+    y=1.05,
+)
 sns.move_legend(g, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, title=None)
 plotting.savefig(g.figure, "ch04_summaries", P.profile)
 plt.show()
@@ -330,30 +534,23 @@ plt.show()
 # shared gradient directions. These are the numbers behind the claims
 # `ch4.offset_rank_one`, `ch4.interference`, `ch4.gradnorm_spread` and `ch4.relu_worse`.
 
+
 # %%
-table_rows = []
-for net in "abcd":
-    run, k = which[net]
-    table_rows.append({
-        "network": ch4.NETWORK_LABELS[net],
+def checkpoint_row(run: str, k: int) -> dict:
+    """Means over seeds of the summaries, units off and probe loss at checkpoint ``k``."""
+    return {
         "diag+rank-1 error": summ[run]["diag_rank1_error"][:, k].mean(),
         "mean |off-diag cos|": summ[run]["mean_abs_offdiag_cosine"][:, k].mean(),
         "grad-norm CV": summ[run]["grad_norm_cv"][:, k].mean(),
         "effective rank": summ[run]["effective_rank"][:, k].mean(),
         "units off on all images (%)": 100 * inactive[run][:, k].mean(),
         "probe loss": probe[run][:, k].mean(),
-    })
-b0 = init_of["b"]
-table_rows.append({
-    "network": "(b) at its initialisation (1 output)",
-    "diag+rank-1 error": summ["b"]["diag_rank1_error"][:, 0].mean(),
-    "mean |off-diag cos|": summ["b"]["mean_abs_offdiag_cosine"][:, 0].mean(),
-    "grad-norm CV": summ["b"]["grad_norm_cv"][:, 0].mean(),
-    "effective rank": summ["b"]["effective_rank"][:, 0].mean(),
-    "units off on all images (%)": 100 * inactive["b"][:, 0].mean(),
-    "probe loss": probe["b"][:, 0].mean(),
-})
-pd.DataFrame(table_rows).set_index("network").round(3)
+    }
+
+
+rows = {NETWORK_LABELS[net]: checkpoint_row(*FIG3[net]) for net in "abcd"}
+rows["(b) at its initialisation (1 output)"] = checkpoint_row("b", 0)
+pd.DataFrame(rows).T.rename_axis("network").round(3)
 
 # %% [markdown]
 # Means over seeds. "Units off on all images": hidden units whose preactivation is
@@ -364,28 +561,59 @@ pd.DataFrame(table_rows).set_index("network").round(3)
 # ## The first-order formula, checked
 #
 # One gradient step of size $\eta = \epsilon / (2\lambda_{\max}(K^\Sigma))$ on
-# $\ell = \|f - y\|^2$ for each of the four networks and seeds; prediction
-# $4\eta\, r^\top K^\Sigma r$ from the library's eNTK
-# (`diagnostics.predicted_loss_decrease`), actual decrease from evaluating the loss
-# before and after the step (`diagnostics.loss_decrease_after_step`).
+# $\ell = \|f - y\|^2$ for each of the four networks and seeds, with the scalar output
+# $f = \sum_c f_c$ and targets $y = f + \xi$; prediction $4\eta\, r^\top K^\Sigma r$ from
+# the library's eNTK (`diagnostics.predicted_loss_decrease`), actual decrease from
+# evaluating the loss before and after the step (`diagnostics.loss_decrease_after_step`).
+
 
 # %%
+def first_order_check(net, params, key) -> dict:
+    """Predicted vs actual decrease of one small gradient step (§3.3), for one model."""
+    n = xb.shape[0]
+    f = jnp.sum(jnp.reshape(net.apply(params, xb), (n, -1)), axis=1)  # f = sum_c f_c
+    xi = diagnostics.probe_perturbation(xb, 1, key)[:, 0]
+    y = jax.lax.stop_gradient(f) + xi  # so the residual r = f - y = -xi
+    r = f - y
+    K = diagnostics.entk(net.apply, params, xb, output="sum")
+    lambda_max = jnp.linalg.eigvalsh(0.5 * (K + K.T))[-1]
+    lr = P.step_fraction / (2.0 * lambda_max)
+    predicted = diagnostics.predicted_loss_decrease(K, r, lr, reduction="sum")
+    actual = diagnostics.loss_decrease_after_step(
+        net.apply, params, xb, y, lr, output="sum", reduction="sum"
+    )
+    rel_error = jnp.abs(actual - predicted) / jnp.abs(actual)
+    return dict(
+        predicted=predicted,
+        actual=actual,
+        rel_error=rel_error,
+        lr=lr,
+        loss=jnp.sum(r**2),
+        lambda_max=lambda_max,
+    )
+
+
 first = {}
 for net in "abcd":
-    run, k = which[net]
-    first[net] = ch4.first_order_check(runs[run].network, runs[run].at(k), xb, keys, P.step_fraction)
-fo_table = pd.DataFrame({
-    ch4.NETWORK_LABELS[net]: {
-        "step size η": f"{fo['lr'].mean():.2e}",
-        "λ_max(K^Σ)": f"{fo['lambda_max'].mean():.3g}",
-        "loss ℓ before": f"{fo['loss'].mean():.2f}",
-        "predicted decrease": f"{fo['predicted'].mean():.4g}",
-        "actual decrease": f"{fo['actual'].mean():.4g}",
-        "relative error (max over seeds)": f"{fo['rel_error'].max():.2e}",
+    run, k = FIG3[net]
+    at_k = jax.tree_util.tree_map(lambda a: jnp.asarray(a[:, k]), checkpoints[run])
+    check = jax.jit(jax.vmap(lambda p, key: first_order_check(networks[run], p, key)))
+    first[net] = {
+        name: np.asarray(v, dtype=np.float64) for name, v in check(at_k, probe_keys).items()
     }
-    for net, fo in first.items()
-}).T
-fo_table
+pd.DataFrame(
+    {
+        NETWORK_LABELS[net]: {
+            "step size η": f"{fo['lr'].mean():.2e}",
+            "λ_max(K^Σ)": f"{fo['lambda_max'].mean():.3g}",
+            "loss ℓ before": f"{fo['loss'].mean():.2f}",
+            "predicted decrease": f"{fo['predicted'].mean():.4g}",
+            "actual decrease": f"{fo['actual'].mean():.4g}",
+            "relative error (max over seeds)": f"{fo['rel_error'].max():.2e}",
+        }
+        for net, fo in first.items()
+    }
+).T
 
 # %% [markdown]
 # Means over seeds, except the last column. The step size differs by orders of magnitude
@@ -396,38 +624,51 @@ fo_table
 # ## Figure: eNTK collapse and plasticity along the training runs
 
 # %%
-traj = []
-for name, run in runs.items():
-    for s in range(P.seeds):
-        for k, pos in enumerate(run.positions):
-            traj.append(dict(run=ch4.NETWORK_LABELS[name], name=name, seed=s, position=pos,
-                             score=summ[name]["pathology_score"][s, k], probe=probe[name][s, k],
-                             erank=summ[name]["effective_rank"][s, k]))
-tdf = pd.DataFrame(traj)
-palette = {ch4.NETWORK_LABELS[n]: c for n, c in zip("bcd", sns.color_palette("colorblind", 4)[1:])}
-fig, axes = plt.subplots(2, 2, figsize=(11, 6.4), sharey="row", layout="constrained",
-                         gridspec_kw=dict(width_ratios=[1, 1.6]))
-for col, names in enumerate((["b"], ["c", "d"])):
-    sub = tdf[tdf.name.isin(names)]
-    for row, (y, ylabel) in enumerate((("score", r"pathology score $1 - \mathrm{erank}(K)/64$"),
-                                       ("probe", "probe loss after training (MSE)"))):
+palette = {NETWORK_LABELS[n]: c for n, c in zip("bcd", sns.color_palette("colorblind", 4)[1:])}
+position_names = {"b": "Adam steps on the offset targets", "c": "random-label tasks completed"}
+rows = {
+    "pathology_score": r"pathology score $1 - \mathrm{erank}(K)/64$",
+    "probe": "probe loss after training (MSE)",
+}
+per_checkpoint = {"pathology_score": {n: summ[n]["pathology_score"] for n in "bcd"}, "probe": probe}
+fig, axes = plt.subplots(
+    2,
+    2,
+    figsize=(11, 6.4),
+    sharey="row",
+    layout="constrained",
+    gridspec_kw=dict(width_ratios=[1, 1.6]),
+)
+for col, names in enumerate(("b", "cd")):
+    for row, (y, ylabel) in enumerate(rows.items()):
         ax = axes[row, col]
-        sns.lineplot(data=sub, x="position", y=y, hue="run", palette=palette, marker="o", errorbar=("ci", 95), ax=ax,
-                     legend=(row == 0))
-        ax.set(xlabel=runs[names[0]].position_name if row == 1 else "", ylabel=ylabel if col == 0 else "")
+        plotting.seed_band_lines(
+            ax,
+            {NETWORK_LABELS[n]: per_checkpoint[y][n] for n in names},
+            positions[names[0]],
+            x_name="position",
+            y_name=y,
+            hue="run",
+            palette=palette,
+            legend=(row == 0),
+        )
+        ax.set(
+            xlabel=position_names[names[0]] if row == 1 else "",
+            ylabel=ylabel if col == 0 else "",
+        )
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         if y == "probe":
-            ax.axhline(0.5, color="grey", ls=":", lw=1)
-            ax.text(ax.get_xlim()[0], 0.47, " no fit (mean of ξ²)", color="grey", fontsize=8, va="top")
-    if col == 0:
-        axes[0, col].set_title("(b): regression on targets with mean 32")
-    else:
-        axes[0, col].set_title("(c), (d): a sequence of random-label tasks")
+            plotting.reference_line(ax, 0.5, "no fit (mean of ξ²)", fontsize=8, below=True)
+axes[0, 0].set_title("(b): regression on targets with mean 32")
+axes[0, 1].set_title("(c), (d): a sequence of random-label tasks")
 for ax in axes[0]:
     if ax.get_legend() is not None:
         ax.get_legend().set_title(None)
-fig.suptitle(f"eNTK pathology score and plasticity probe at every checkpoint: {P.seeds} seeds, mean and 95 % band",
-             fontweight="bold")
+fig.suptitle(
+    "eNTK pathology score and plasticity probe at every checkpoint: "
+    f"{P.seeds} seeds, mean and 95 % band",
+    fontweight="bold",
+)
 plotting.savefig(fig, "ch04_trajectories", P.profile)
 plt.show()
 
@@ -441,15 +682,43 @@ plt.show()
 # loss stays at zero; for (d) the kernel keeps collapsing over the last tasks while the
 # probe loss stays below 0.05.
 
+
 # %%
-rho = ch4.spearman_per_seed(np.concatenate([summ[n]["pathology_score"] for n in "bcd"], axis=1),
-                            np.concatenate([probe[n] for n in "bcd"], axis=1))
-n_ckpt = sum(runs[n].num_checkpoints for n in "bcd")
+def pooled(values: dict, names: str) -> np.ndarray:
+    """The checkpoints of runs ``names`` side by side: ``(S, K_1 + K_2 + ...)``."""
+    return np.concatenate([values[n] for n in names], axis=1)
+
+
+scores = {n: summ[n]["pathology_score"] for n in "bcd"}
+rho = stats.spearman_per_seed(pooled(scores, "bcd"), pooled(probe, "bcd"))
+n_ckpt = sum(len(positions[n]) for n in "bcd")
+points = pd.concat(
+    [
+        pd.DataFrame(
+            {"run": NETWORK_LABELS[n], "score": scores[n].ravel(), "probe": probe[n].ravel()}
+        )
+        for n in "bcd"
+    ],
+    ignore_index=True,
+)
 fig, ax = plt.subplots(figsize=(6.8, 4.6))
-sns.scatterplot(data=tdf, x="score", y="probe", hue="run", palette=palette, style="run", s=40, alpha=0.8, ax=ax)
-ax.set(xlabel=r"pathology score $1 - \mathrm{erank}(K)/64$", ylabel="probe loss after training (MSE)",
-       title=f"{n_ckpt} checkpoints x {P.seeds} seeds; Spearman per seed: mean {np.nanmean(rho):.2f}")
-ax.axhline(0.5, color="grey", ls=":", lw=1)
+sns.scatterplot(
+    data=points,
+    x="score",
+    y="probe",
+    hue="run",
+    palette=palette,
+    style="run",
+    s=40,
+    alpha=0.8,
+    ax=ax,
+)
+ax.set(
+    xlabel=r"pathology score $1 - \mathrm{erank}(K)/64$",
+    ylabel="probe loss after training (MSE)",
+    title=f"{n_ckpt} checkpoints x {P.seeds} seeds; Spearman per seed: mean {np.nanmean(rho):.2f}",
+)
+plotting.reference_line(ax, 0.5)
 sns.move_legend(ax, "upper left", title=None, fontsize=8)
 plotting.savefig(fig, "ch04_diagnostic_scatter", P.profile)
 plt.show()
@@ -469,23 +738,27 @@ plt.show()
 # essentially constant, so no correlation is defined there.
 
 # %%
-oriented = {
-    "1 − erank(K)/64 (pre-registered)": lambda n: summ[n]["pathology_score"],
-    "− diag + rank-1 error": lambda n: -summ[n]["diag_rank1_error"],
-    "mean |off-diag cos|": lambda n: summ[n]["mean_abs_offdiag_cosine"],
-    "gradient-norm CV": lambda n: summ[n]["grad_norm_cv"],
+oriented = {  # each summary, signed so that larger means more pathological
+    "1 − erank(K)/64 (pre-registered)": {n: summ[n]["pathology_score"] for n in "bcd"},
+    "− diag + rank-1 error": {n: -summ[n]["diag_rank1_error"] for n in "bcd"},
+    "mean |off-diag cos|": {n: summ[n]["mean_abs_offdiag_cosine"] for n in "bcd"},
+    "gradient-norm CV": {n: summ[n]["grad_norm_cv"] for n in "bcd"},
 }
-explore = {}
-for label, fn in oriented.items():
-    explore[label] = {
-        "all checkpoints (b, c, d)": np.nanmean(ch4.spearman_per_seed(np.concatenate([fn(n) for n in "bcd"], 1),
-                                                                      np.concatenate([probe[n] for n in "bcd"], 1))),
-        "(c, d) only": np.nanmean(ch4.spearman_per_seed(np.concatenate([fn(n) for n in "cd"], 1),
-                                                        np.concatenate([probe[n] for n in "cd"], 1))),
-        "(c) only": np.nanmean(ch4.spearman_per_seed(fn("c"), probe["c"])),
-        "(d) only": np.nanmean(ch4.spearman_per_seed(fn("d"), probe["d"])),
+groups = {
+    "all checkpoints (b, c, d)": "bcd",
+    "(c, d) only": "cd",
+    "(c) only": "c",
+    "(d) only": "d",
+}
+pd.DataFrame(
+    {
+        label: {
+            group: np.nanmean(stats.spearman_per_seed(pooled(s, names), pooled(probe, names)))
+            for group, names in groups.items()
+        }
+        for label, s in oriented.items()
     }
-pd.DataFrame(explore).T.round(2)
+).T.round(2)
 
 # %% [markdown]
 # ## Claim checks
@@ -493,65 +766,104 @@ pd.DataFrame(explore).T.round(2)
 # Per-seed statistics with t-intervals over seeds; each network is compared with its own
 # initialisation. Thresholds are those of the chapter's issue, fixed before the run.
 
+
 # %%
-def t_diff(net, key):
-    return claims.t_interval(summary_of(net, key) - summary_of(net, key, init_of))
+def change(net: str, key: str) -> claims.Estimate:
+    """t-interval of summary ``key``, trained minus own initialisation, over seeds."""
+    return claims.t_interval(trained(net, key) - initial(net, key))
 
 
 book = claims.ClaimBook("ch04_entk_pathologies", P, dataset=ds.source)
 book.check(
     "ch4.offset_rank_one",
-    statement="After a few hundred steps on regression targets with a large mean, the eNTK is close to "
-              "diagonal plus rank one: its relative Frobenius error is at most half that at initialisation.",
+    statement="After a few hundred steps on regression targets with a large mean, the eNTK is "
+    "close to diagonal plus rank one: its relative Frobenius error is at most half that at "
+    "initialisation.",
     figure="§3.3, Fig. 3 (right), column 2",
     statistic="(b): e_{D+1}(trained) / e_{D+1}(own initialisation), per seed",
-    estimate=claims.t_interval(summary_of("b", "diag_rank1_error") / summary_of("b", "diag_rank1_error", init_of)),
-    threshold=0.5, direction="<=",
+    estimate=claims.t_interval(trained("b", "diag_rank1_error") / initial("b", "diag_rank1_error")),
+    threshold=0.5,
+    direction="<=",
+    kind="paper",
 )
 book.check(
     "ch4.interference",
-    statement="Networks that lost plasticity show greater interference (larger gradient cosines) than a random "
-              "initialisation.",
+    statement="Networks that lost plasticity show greater interference (larger gradient "
+    "cosines) than a random initialisation.",
     figure="§3.3, Fig. 3 (right), top row",
-    parts=[claims.part(f"({n}): mean |off-diag cos|, trained minus own initialisation",
-                       t_diff(n, "mean_abs_offdiag_cosine"), 0.0, ">") for n in "bcd"],
+    parts=[
+        claims.part(
+            f"({n}): mean |off-diag cos|, trained minus own initialisation",
+            change(n, "mean_abs_offdiag_cosine"),
+            0.0,
+            ">",
+        )
+        for n in "bcd"
+    ],
+    kind="paper",
 )
 book.check(
     "ch4.gradnorm_spread",
-    statement="Networks that lost plasticity show a greater variance of gradient norms across inputs than a "
-              "random initialisation.",
+    statement="Networks that lost plasticity show a greater variance of gradient norms across "
+    "inputs than a random initialisation.",
     figure="§3.3, Fig. 3 (right), caption",
-    parts=[claims.part(f"({n}): CV of per-input gradient norms, trained minus own initialisation",
-                       t_diff(n, "grad_norm_cv"), 0.0, ">") for n in "bcd"],
+    parts=[
+        claims.part(
+            f"({n}): CV of per-input gradient norms, trained minus own initialisation",
+            change(n, "grad_norm_cv"),
+            0.0,
+            ">",
+        )
+        for n in "bcd"
+    ],
+    kind="paper",
 )
-relu_move = (summary_of("c", "diag_rank1_error", init_of) - summary_of("c", "diag_rank1_error")) - (
-    summary_of("d", "diag_rank1_error", init_of) - summary_of("d", "diag_rank1_error"))
+rank1_fall = {n: initial(n, "diag_rank1_error") - trained(n, "diag_rank1_error") for n in "cd"}
 book.check(
     "ch4.relu_worse",
-    statement="Leaky ReLU gives a similar but less extreme pathology than ReLU after the same random-label tasks.",
+    statement="Leaky ReLU gives a similar but less extreme pathology than ReLU after the same "
+    "random-label tasks.",
     figure="§3.3, Fig. 3 (right), columns 3-4",
     statistic="decrease of e_{D+1} from initialisation, (c) minus (d), per seed",
-    estimate=claims.t_interval(relu_move), threshold=0.0, direction=">",
+    estimate=claims.t_interval(rank1_fall["c"] - rank1_fall["d"]),
+    threshold=0.0,
+    direction=">",
+    kind="paper",
 )
 book.check(
     "ch4.first_order",
-    statement="For one small gradient step the loss decrease is predicted by eta r^T K r (first order, §3.3).",
+    statement="For one small gradient step the loss decrease is predicted by eta r^T K r "
+    "(first order, §3.3).",
     figure="§3.3, first-order argument",
-    parts=[claims.part(f"{ch4.NETWORK_LABELS[n]}: |actual - 4 eta r^T K r| / actual", claims.t_interval(first[n]["rel_error"]),
-                       0.05, "<") for n in "abcd"],
-    note=f"eta = {P.step_fraction} / (2 lambda_max(K)), f = sum of outputs, l = ||f - y||^2, y = f + probe perturbation",
+    parts=[
+        claims.part(
+            f"{NETWORK_LABELS[n]}: |actual - 4 eta r^T K r| / actual",
+            claims.t_interval(first[n]["rel_error"]),
+            0.05,
+            "<",
+        )
+        for n in "abcd"
+    ],
+    note=f"eta = {P.step_fraction} / (2 lambda_max(K)), f = sum of outputs, "
+    "l = ||f - y||^2, y = f + probe perturbation",
+    kind="derivation",
 )
 book.check(
     "ch4.diagnostic",
-    statement="The eNTK diagnoses plasticity loss: its pathology ranks checkpoints like the plasticity probe.",
+    statement="The eNTK diagnoses plasticity loss: its pathology ranks checkpoints like the "
+    "plasticity probe.",
     figure="§3.3 (conclusion), App. B.3 probe",
-    statistic=f"Spearman(1 - erank(K)/n, probe loss) over the {n_ckpt} checkpoints of runs (b)-(d), per seed",
-    estimate=claims.t_interval(rho), threshold=0.6, direction=">=",
+    statistic=f"Spearman(1 - erank(K)/n, probe loss) over the {n_ckpt} checkpoints of runs "
+    "(b)-(d), per seed",
+    estimate=claims.t_interval(rho),
+    threshold=0.6,
+    direction=">=",
+    kind="paper",
 )
 book.table()
 
 # %%
-book.save();
+book.save()
 
 # %% [markdown]
 # ## What we found
@@ -560,52 +872,68 @@ book.save();
 v = {c.id: c.verdict for c in book.claims}
 
 
-def m(x):
+def m(x) -> float:
     return float(np.mean(x))
 
 
-def arrow(net, key):
-    return f"{m(summary_of(net, key, init_of)):.3g} → {m(summary_of(net, key)):.3g}"
+def arrow(net: str, key: str) -> str:
+    return f"{m(initial(net, key)):.3g} → {m(trained(net, key)):.3g}"
 
 
+columns = {
+    "diag_rank1_error": "diag + rank-1 error",
+    "effective_rank": "effective rank",
+    "mean_abs_offdiag_cosine": r"interference $\overline{\lvert\cos\rvert}$",
+    "grad_norm_cv": "gradient-norm CV",
+}
+summary_table = "\n".join(
+    ["| | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
+    + [
+        f"| {NETWORK_LABELS[n]} | " + " | ".join(arrow(n, key) for key in columns) + " |"
+        for n in "bcd"
+    ]
+)
 ratio_path = (summ["b"]["diag_rank1_error"] / summ["b"]["diag_rank1_error"][:, :1]).mean(0)
-acc_c = runs["c"].result.task_end["accuracy"].mean(0)
-acc_d = runs["d"].result.task_end["accuracy"].mean(0)
+ratio_text = ", ".join(f"{r:.2f}" for r in ratio_path[1:])
+steps_text = ", ".join(str(int(s)) for s in positions["b"][1:])
+acc_c = results["c"].task_end["accuracy"].mean(0)
+acc_d = results["d"].task_end["accuracy"].mean(0)
 max_rel = max(float(first[n]["rel_error"].max()) for n in "abcd")
-within_c = ch4.spearman_per_seed(summ["c"]["pathology_score"], probe["c"])
-display(Markdown(f"""
-**Setting.** {P.profile} profile, {ds.source}, {P.seeds} seeds, MLP {P.width} × {P.depth}. Over
-{P.num_tasks} random-label tasks the end-of-task training accuracy of the ReLU network (c) went from
-{100 * acc_c[0]:.1f} % to {100 * acc_c[-1]:.1f} % ({100 * m(inactive['c'][:, -1]):.0f} % of its hidden units dead
-at the end), that of the Leaky-ReLU network (d) from {100 * acc_d[0]:.1f} % to {100 * acc_d[-1]:.1f} %. Network (b)
-reached a training MSE of {m(runs['b'].result.task_end['mse'][:, -1]):.2f} on targets of mean {P.reg_offset:g}
-(variance 0.5) after {P.reg_steps} steps. Probe loss at the last checkpoint (0.5 = no fit): (b)
-{m(probe['b'][:, -1]):.3f}, (c) {m(probe['c'][:, -1]):.3f}, (d) {m(probe['d'][:, -1]):.3f}; fresh networks
-{m(probe['c'][:, 0]):.3f} (classifier) and {m(probe['b'][:, 0]):.3f} (regression).
+within_c = stats.spearman_per_seed(summ["c"]["pathology_score"], probe["c"])
+display(
+    Markdown(f"""
+**Setting.** {P.profile} profile, {ds.source}, {P.seeds} seeds, MLP {P.width} × {P.depth}.
+Over {P.num_tasks} random-label tasks the end-of-task training accuracy of the ReLU network
+(c) went from {100 * acc_c[0]:.1f} % to {100 * acc_c[-1]:.1f} %
+({100 * m(inactive["c"][:, -1]):.0f} % of its hidden units dead at the end), that of the
+Leaky-ReLU network (d) from {100 * acc_d[0]:.1f} % to {100 * acc_d[-1]:.1f} %. Network (b)
+reached a training MSE of {m(results["b"].task_end["mse"][:, -1]):.2f} on targets of mean
+{P.reg_offset:g} (variance 0.5) after {P.reg_steps} steps. Probe loss at the last checkpoint
+(0.5 = no fit): (b) {m(probe["b"][:, -1]):.3f}, (c) {m(probe["c"][:, -1]):.3f},
+(d) {m(probe["d"][:, -1]):.3f}; fresh networks {m(probe["c"][:, 0]):.3f} (classifier) and
+{m(probe["b"][:, 0]):.3f} (regression).
 
 **Fig. 3's reading, in numbers** (initialisation → trained, means over seeds):
 
-| | diag + rank-1 error | effective rank | interference $\\overline{{\\lvert\\cos\\rvert}}$ | gradient-norm CV |
-|---|---|---|---|---|
-| (b) offset regression | {arrow('b', 'diag_rank1_error')} | {arrow('b', 'effective_rank')} | {arrow('b', 'mean_abs_offdiag_cosine')} | {arrow('b', 'grad_norm_cv')} |
-| (c) ReLU, random labels | {arrow('c', 'diag_rank1_error')} | {arrow('c', 'effective_rank')} | {arrow('c', 'mean_abs_offdiag_cosine')} | {arrow('c', 'grad_norm_cv')} |
-| (d) Leaky ReLU, random labels | {arrow('d', 'diag_rank1_error')} | {arrow('d', 'effective_rank')} | {arrow('d', 'mean_abs_offdiag_cosine')} | {arrow('d', 'grad_norm_cv')} |
+{summary_table}
 
-* `ch4.offset_rank_one` (**{v['ch4.offset_rank_one']}**): the diag + rank-1 error of (b) fell to
-  {m(ratio_path[-1]):.2f} of its initial value (threshold 0.5); along the run the ratio was
-  {', '.join(f'{r:.2f}' for r in ratio_path[1:])} at steps {', '.join(str(int(s)) for s in runs['b'].positions[1:])}.
-* `ch4.interference` (**{v['ch4.interference']}**) and `ch4.gradnorm_spread` (**{v['ch4.gradnorm_spread']}**):
-  see the table; each network is compared with its own initialisation.
-* `ch4.relu_worse` (**{v['ch4.relu_worse']}**): the error moved towards diagonal + rank-1 by
-  {m(summary_of('c', 'diag_rank1_error', init_of) - summary_of('c', 'diag_rank1_error')):.3f} for ReLU and by
-  {m(summary_of('d', 'diag_rank1_error', init_of) - summary_of('d', 'diag_rank1_error')):.3f} for Leaky ReLU.
-* `ch4.first_order` (**{v['ch4.first_order']}**): with steps that move no eigen-component of the residual by more
-  than {100 * P.step_fraction:.0f} %, $4\\eta\\, r^\\top K r$ matched the actual decrease to within
-  {100 * max_rel:.2f} % for every network and seed.
-* `ch4.diagnostic` (**{v['ch4.diagnostic']}**): Spearman correlation between the pre-registered score and the
-  probe loss over the {n_ckpt} checkpoints of a seed: {np.round(rho, 2).tolist()} (mean {np.nanmean(rho):.2f};
-  threshold 0.6). Within the ReLU run alone (exploratory): {np.round(within_c, 2).tolist()}.
-"""))
+* `ch4.offset_rank_one` (**{v["ch4.offset_rank_one"]}**): the diag + rank-1 error of (b)
+  fell to {m(ratio_path[-1]):.2f} of its initial value (threshold 0.5); along the run the
+  ratio was {ratio_text} at steps {steps_text}.
+* `ch4.interference` (**{v["ch4.interference"]}**) and `ch4.gradnorm_spread`
+  (**{v["ch4.gradnorm_spread"]}**): see the table; each network is compared with its own
+  initialisation.
+* `ch4.relu_worse` (**{v["ch4.relu_worse"]}**): the error moved towards diagonal + rank-1 by
+  {m(rank1_fall["c"]):.3f} for ReLU and by {m(rank1_fall["d"]):.3f} for Leaky ReLU.
+* `ch4.first_order` (**{v["ch4.first_order"]}**): with steps that move no eigen-component of
+  the residual by more than {100 * P.step_fraction:.0f} %, $4\\eta\\, r^\\top K r$ matched the
+  actual decrease to within {100 * max_rel:.2f} % for every network and seed.
+* `ch4.diagnostic` (**{v["ch4.diagnostic"]}**): Spearman correlation between the
+  pre-registered score and the probe loss over the {n_ckpt} checkpoints of a seed:
+  {np.round(rho, 2).tolist()} (mean {np.nanmean(rho):.2f}; threshold 0.6). Within the ReLU
+  run alone (exploratory): {np.round(within_c, 2).tolist()}.
+""")
+)
 
 # %% [markdown]
 # **Reading (default profile).** Three of the paper's observations reproduce as numbers

@@ -44,42 +44,93 @@
 # Overall, **layer normalisation {cite}`ba2016layer` combined with L2 regularisation**
 # "addressed plasticity loss in all classification problems we considered" (Fig. 4), and
 # §4.2 shows the combination keeps working — accuracy even *improves* from task to task
-# — when the nonstationarity comes in other "modes": only part of the data changes, the
-# same part always changes, or the dataset grows (Fig. 5 left). App. D.1 (Fig. 7) adds
-# that a network losing plasticity shows it as *shallower* learning curves rather than
-# higher plateaus.
 
 # %% tags=["hide-input"]
 import sys
 
 if "google.colab" in sys.modules:  # in Colab: install the library (elsewhere this does nothing)
+    import importlib
+    import importlib.metadata
+    import os
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "plasticity-lib @ git+https://github.com/plasticity-book/plasticity-loss-book"], check=True)
+    BOOK_REF = "v0.1.0"  # the release of the library this book was built from
+    REPO = "https://github.com/plasticity-book/plasticity-loss-book"
+    try:
+        installed = importlib.metadata.version("plasticity-lib")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed != BOOK_REF.removeprefix("v"):
+        # hold Colab's own packages at their versions: pip adds only what Colab lacks
+        keep = []
+        for name in (
+            "jax",
+            "jaxlib",
+            "jax-cuda12-plugin",
+            "jax-cuda12-pjrt",
+            "ml-dtypes",
+            "numpy",
+            "scipy",
+            "pandas",
+            "matplotlib",
+            "flax",
+            "optax",
+            "protobuf",
+            "tensorflow",
+            "tensorflow-datasets",
+            "keras",
+        ):
+            try:
+                keep.append(f"{name}=={importlib.metadata.version(name)}\n")
+            except importlib.metadata.PackageNotFoundError:
+                pass
+        with open("/tmp/colab-constraints.txt", "w") as f:
+            f.writelines(keep)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/colab-constraints.txt",
+                f"plasticity-lib[colab] @ git+{REPO}@{BOOK_REF}",
+            ],
+            check=True,
+        )
+        importlib.invalidate_caches()
+    os.environ.setdefault("PLASTICITY_DATA_DIR", "/content/data")
 
 # %%
+import functools
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import MaxNLocator
 
-from plasticity_lib import claims, data, plotting, profiles, train
-from plasticity_lib.experiments import ch06_swiss_cheese as ex
-from plasticity_lib.models import make_network
+from plasticity_lib import claims, data, keys, plotting, profiles, runner, stats, tasks, train
+from plasticity_lib.models import ModelConfig, make_network
 
 plotting.set_theme()
 
 # %% [markdown]
 # ## Setup
 #
-# The `parameters` cell is read by papermill: `profile` picks a row of the profile
+# The `parameters` cell is read by papermill: `profile` picks a column of the profile
 # table below, any other name overrides one field (`None` keeps the profile's value).
 
 # %% tags=["parameters"]
 profile = "default"  # smoke | default | paper
 seeds = None  # seeds per configuration, trained together with vmap
+seed_offset = None  # first seed (seeds seed_offset, ..., seed_offset + seeds - 1)
 num_tasks = None  # tasks in sequence
 steps_per_task = None  # Adam steps per task
 n_train = None  # training images
@@ -90,23 +141,34 @@ norm_ablation = None  # also run the D.2 / E.9 normalisation variants
 
 # %%
 P = profiles.resolve_notebook("ch06_swiss_cheese", globals())
-display(Markdown(profiles.describe("ch06_swiss_cheese")))
-P
+profiles.show("ch06_swiss_cheese")
 
 # %% [markdown]
 # | | paper (§4.1–4.2, B.1–B.2) | this chapter, default profile | why |
 # |---|---|---|---|
-# | data | CIFAR-10 (MNIST and CIFAR-100 "consistent", B.2) | a seeded subset of 512 MNIST training images | available offline, CPU budget |
-# | network | MLP 512 × 4, CNN, ResNet-18 | MLP 128 × 2, ReLU | CPU budget; the paper profile is the MLP of B.1 on CIFAR-10, `arch=cnn` / `resnet18` give the others |
-# | optimiser | Adam, learning rate $10^{-5}$ (MLP), batch size not given | Adam $10^{-3}$, batch 64 | a task converges in hundreds of steps instead of 75,000 |
-# | tasks | 20 tasks × 75,000 steps | 10 tasks × 400 steps | B.2 picks the interval so that each task converges; within 400 steps the baseline's minibatch accuracy on a first 512-image random labelling reaches 99.9 % (checked once, before the runs) |
-# | L2 | $10^{-5}$ (E.5 also $10^{-6}$) | $10^{-4}$, on every parameter; E.5 sweep $10^{-5}$, $10^{-3}$ | a run of $4\cdot10^3$ instead of $1.5\cdot10^6$ steps needs a stronger pull for the same norm control (as in the overview chapter) |
-# | feature-norm penalty, ReDo, gradient-norm penalty, InFeR | coefficients not given | $10^{-3}$; every 100 steps with $\tau = 0.1$; $10^{-3}$; 10 heads, $\beta = 10$, coefficient 0.1 | our choices, fixed before the runs, not tuned |
-# | Shampoo | with layer norm | **not run** | optax 0.2.8 has no Shampoo (shown below) |
-# | modes (§4.2) | continual 0.5 / 1.0, composite, growing | the same, on all three task families; composite transforms a fixed half of the images (the same half for every seed) | the paper gives no composite fraction |
-# | accuracy | end-of-task accuracy | accuracy on the current task's whole training set after its last step | what a plastic network can fit |
-# | batch norm | — | batch statistics in training and evaluation (no running averages) | the library's convention |
+# | data | CIFAR-10 (MNIST, CIFAR-100 "consistent", B.2) | 512 MNIST images (seeded) | note 1 |
+# | network | MLP 512 × 4, CNN, ResNet-18 | MLP 128 × 2, ReLU | note 2 |
+# | optimiser | Adam, $10^{-5}$ (MLP), batch size not given | Adam $10^{-3}$, batch 64 | note 3 |
+# | tasks | 20 tasks × 75,000 steps | 10 tasks × 400 steps | note 4 |
+# | L2 | $10^{-5}$, E.5 $10^{-6}$ | $10^{-4}$ (all parameters), E.5 $10^{-5}$, $10^{-3}$ | note 5 |
+# | other coefficients | not given | see the table of arms below | note 6 |
+# | Shampoo | with layer norm | **not run** | optax 0.2.8 has none (below) |
+# | modes (§4.2) | `continual 0.5` / `1.0`, composite, growing | the same, all families | note 7 |
+# | accuracy | end-of-task accuracy | on the task's training set after its last step | note 8 |
+# | batch norm | — | batch statistics in training and evaluation | the library's convention |
 # | seeds | not stated | 5, trained at once with `vmap` | intervals over seeds |
+#
+# Notes: (1) available offline, CPU budget. (2) CPU budget; the paper profile is the MLP
+# of B.1 on CIFAR-10, `arch=cnn` / `resnet18` give the others. (3) A task converges in
+# hundreds of steps instead of 75,000. (4) B.2 picks the interval so that each task
+# converges; within 400 steps the baseline's minibatch accuracy on a first 512-image
+# random labelling reaches 99.9 % (checked once, before the runs). (5) A run of
+# $4\cdot10^3$ instead of $1.5\cdot10^6$ steps needs a stronger pull for the same norm
+# control (as in the overview chapter). (6) Feature-norm penalty $10^{-3}$; ReDo every
+# 100 steps with $\tau = 0.1$; gradient-norm penalty $10^{-3}$; InFeR with 10 heads,
+# $\beta = 10$, coefficient 0.1: our choices, fixed before the runs, not tuned.
+# (7) Composite transforms a fixed half of the images (the same half for every seed):
+# the paper gives no composite fraction. (8) What a plastic network can fit.
 
 # %% [markdown]
 # ## The protocol and the interventions
@@ -122,6 +184,42 @@ P
 # accuracy** $a_t$ is the fraction of the task's images classified correctly after its
 # last step.
 #
+# §4.2 varies *how* the data change (its "modes"): **continual** transforms a random
+# fraction of the images at each boundary (all of them or half), **composite** always the
+# same half, and **growing** starts with one class and admits one more at each boundary
+# (everything admitted is transformed). `tasks.mode_stream` builds each stream from the
+# base data; `MODES` below names the modes as the figures do.
+
+# %%
+ds = data.load_dataset(
+    P.dataset, n=P.n_train, seed=0, flatten=(P.arch == "mlp"), allow_fallback=P.allow_fallback
+)
+print(f"data: {ds.source}, x {ds.x.shape}, {ds.num_classes} classes")
+x = jnp.asarray(ds.x, jnp.float32)
+seed_list = np.arange(P.seed_offset, P.seed_offset + P.seeds)
+
+#: The task families of App. B.2 (names of `tasks.TRANSFORMS`) and their labels.
+FAMILIES = {
+    "random_labels": "random labels",
+    "permuted_classes": "permuted classes",
+    "permuted_pixels": "permuted pixels",
+}
+#: The §4.2 modes: label -> (`tasks.mode_stream` mode, fraction transformed per boundary).
+MODES = {
+    "continual 1.0": ("continual", 1.0),
+    "continual 0.5": ("continual", 0.5),
+    "composite 0.5": ("composite", 0.5),
+    "growing": ("growing", 1.0),
+}
+
+
+def make_stream(family: str, mode: str = "continual 1.0") -> tasks.TaskStream:
+    """One family in one §4.2 mode over the base data ("continual 1.0" is exactly
+    `tasks.random_labels` / `permuted_classes` / `permuted_pixels`)."""
+    return tasks.mode_stream(family, x, ds.y, ds.num_classes, *MODES[mode])
+
+
+# %% [markdown]
 # With data loss $\mathcal{L}(\theta)$ (softmax cross-entropy) on a minibatch
 # $x_1, \dots, x_B$, the interventions of Fig. 4 are:
 #
@@ -133,33 +231,112 @@ P
 #   over the minibatch (BN, per unit) {cite}`ba2016layer,ioffe2015batch`; $\gamma$,
 #   $\beta$ are learned;
 # * **weight-norm constraint**: after every step each weight matrix $W_l$ is rescaled to
-#   its norm at initialisation, $W_l \leftarrow W_l\,\lVert W_l^{(0)}\rVert_F / \lVert W_l\rVert_F$
+#   its norm at initialisation,
+#   $W_l \leftarrow W_l\,\lVert W_l^{(0)}\rVert_F / \lVert W_l\rVert_F$
 #   (the paper's proxy for path normalisation {cite}`neyshabur2015path`);
-# * **feature-norm penalty**: add $\lambda_\phi \frac{1}{B}\sum_b \lVert\phi(x_b)\rVert_2^2$,
+# * **feature-norm penalty**: add
+#   $\lambda_\phi \frac{1}{B}\sum_b \lVert\phi(x_b)\rVert_2^2$,
 #   with $\phi(x)$ the penultimate-layer features;
 # * **ReDo**: every $k$ steps, each hidden unit $i$ of a layer with $H$ units gets the
-#   score $s_i = \mathbb{E}_b\lvert h_i(x_b)\rvert \,/\, \frac{1}{H}\sum_j \mathbb{E}_b\lvert h_j(x_b)\rvert$
-#   (activations $h$ on the current minibatch); units with $s_i \le \tau$ get fresh
-#   incoming weights and zero outgoing weights {cite}`sokar2023dormant`;
-# * **gradient-norm penalty** (with LN): add $\lambda_g \lVert\nabla_\theta \mathcal{L}(\theta)\rVert_2^2$;
+#   score (activations $h$ on the current minibatch)
+#
+#   $$s_i = \frac{\mathbb{E}_b\lvert h_i(x_b)\rvert}
+#   {\frac{1}{H}\sum_j \mathbb{E}_b\lvert h_j(x_b)\rvert};$$
+#
+#   units with $s_i \le \tau$ get fresh incoming weights and zero outgoing weights
+#   {cite}`sokar2023dormant`;
+# * **gradient-norm penalty** (with LN): add
+#   $\lambda_g \lVert\nabla_\theta \mathcal{L}(\theta)\rVert_2^2$;
 # * **InFeR** (with LN): $k$ linear heads $g(x) = A^\top\phi(x) + a$ are trained to
 #   regress $\beta\, g_0(x)$, the outputs of the initial network and heads: add
-#   $\lambda_I \frac{1}{B}\sum_b \lVert g(x_b) - \beta\, g_0(x_b)\rVert_2^2$ {cite}`lyle2021understanding`.
+#   $\lambda_I \frac{1}{B}\sum_b \lVert g(x_b) - \beta\, g_0(x_b)\rVert_2^2$
+#   {cite}`lyle2021understanding`.
 #
-# The table lists the arms with this profile's coefficients. Every arm is trained on
-# each task family; members that share a seed share their initial weights, their tasks
-# and their minibatches, so differences between arms are paired by seed.
+# Each arm is a normalisation layer (`ModelConfig.norm`) and the `train.TrainConfig`
+# fields that switch its intervention on; the engine implements every one of them. The
+# table lists the arms with this profile's coefficients, and which panel of Fig. 4 shows
+# which arms (LN+L2 is the reference in every panel).
+
 
 # %%
-ds = data.load_dataset(P.dataset, n=P.n_train, seed=0, flatten=(P.arch == "mlp"), allow_fallback=P.allow_fallback)
-print(f"data: {ds.source}, x {ds.x.shape}, {ds.num_classes} classes")
-bank = ex.StreamBank(ds.x, ds.y, ds.num_classes)
-seed_list = list(range(P.seeds))
+class Arm(NamedTuple):
+    """One arm of Fig. 4: its normalisation and its `TrainConfig` fields."""
 
-table = ex.intervention_table(P)
+    norm: str  # before each ReLU: "none" | "layer" | "batch" | ... (models.NORMS)
+    fields: dict  # TrainConfig fields of the intervention (coefficients of this profile)
+    description: str
+
+
+ARMS = {
+    "baseline": Arm("none", {}, "no intervention"),
+    "L2": Arm("none", {"l2": P.l2}, f"L2 penalty {P.l2:g} on every parameter"),
+    "LN": Arm("layer", {}, "layer norm before each ReLU"),
+    "BN": Arm("batch", {}, "batch norm (batch statistics) before each ReLU"),
+    "LN+L2": Arm("layer", {"l2": P.l2}, f"layer norm + L2 {P.l2:g}"),
+    "weight-norm constraint": Arm(
+        "none",
+        {"weight_norm_constraint": True},
+        "every weight matrix rescaled to its initial Frobenius norm after each step",
+    ),
+    "feature-norm penalty": Arm(
+        "none",
+        {"feature_norm_penalty": P.feature_norm_coef},
+        f"penalty {P.feature_norm_coef:g} x mean squared norm of the penultimate features",
+    ),
+    "ReDo": Arm(
+        "none",
+        {"redo_every": P.redo_every, "redo_tau": P.redo_tau},
+        f"ReDo every {P.redo_every} steps, threshold {P.redo_tau:g}",
+    ),
+    "LN+grad-norm penalty": Arm(
+        "layer",
+        {"grad_norm_penalty": P.grad_norm_coef},
+        f"layer norm + penalty {P.grad_norm_coef:g} x squared gradient norm",
+    ),
+    "LN+InFeR": Arm(
+        "layer",
+        {"infer_coef": P.infer_coef, "infer_scale": P.infer_scale},
+        f"layer norm + InFeR (10 heads, coefficient {P.infer_coef:g}, scale {P.infer_scale:g})",
+    ),
+}
 if P.arch == "resnet18":  # as in the paper, ReDo is not run on ResNets
-    table.pop("ReDo")
-pd.DataFrame({name: {"normalisation": iv.norm, "intervention": iv.description} for name, iv in table.items()}).T
+    ARMS.pop("ReDo")
+
+#: Which arms each column of Fig. 4 shows.
+PANELS = {
+    "parameter/feature norm growth": (
+        "baseline",
+        "L2",
+        "LN",
+        "BN",
+        "weight-norm constraint",
+        "feature-norm penalty",
+        "LN+L2",
+    ),
+    "preactivation statistics": ("baseline", "LN", "BN", "ReDo", "LN+L2"),
+    "loss-landscape conditioning": ("LN", "LN+grad-norm penalty", "LN+InFeR", "LN+L2"),
+}
+
+
+def model_config(norm: str) -> ModelConfig:
+    """The network of every arm: `arch` "mlp" (`depth` hidden layers of `width`), "cnn"
+    (`depth` conv layers, dense width `width`) or "resnet18" (`depth` ignored)."""
+    depth = None if P.arch == "resnet18" else P.depth
+    return ModelConfig(
+        arch=P.arch, width=P.width, depth=depth, norm=norm, num_outputs=ds.num_classes
+    )
+
+
+pd.DataFrame(
+    {
+        name: {
+            "normalisation": arm.norm,
+            "intervention": arm.description,
+            "panels of Fig. 4": ", ".join(p for p, arms in PANELS.items() if name in arms),
+        }
+        for name, arm in ARMS.items()
+    }
+).T
 
 # %% [markdown]
 # Shampoo, the third loss-landscape intervention of Fig. 4, needs an implementation
@@ -168,114 +345,241 @@ pd.DataFrame({name: {"normalisation": iv.norm, "intervention": iv.description} f
 
 # %%
 try:
-    probe_net = make_network(table["LN"].model_config(P.arch, P.width, P.depth, ds.num_classes))
-    train.init_state(probe_net, train.TrainConfig(optimizer="shampoo", learning_rate=P.learning_rate), [0], ds.x[:2])
+    shampoo = train.TrainConfig(optimizer="shampoo", learning_rate=P.learning_rate)
+    train.init_state(make_network(model_config("layer")), shampoo, [0], x[:2])
 except ValueError as err:
     print(f"Shampoo arm skipped: {err}")
 
 # %% [markdown]
 # ## Experiment
 #
-# Every arm is one compiled program: its models (arm × task family × mode × seed) are
-# trained together under `vmap` (`ex.run_group`, built on the engine's
-# `train.train_steps`). LN+L2 additionally runs in the §4.2 modes on all three families —
-# **continual 0.5** (a random half of the images is transformed at each boundary),
-# **composite** (always the same half), **growing** (one class at the first task, one
-# more at each boundary, all transformed) — and, on random labels, with the other L2
-# coefficients of the sweep (App. E.5).
+# Every arm is one compiled program. Its models are the *members* of the arm — a task
+# family in a §4.2 mode, possibly with its own L2 coefficient — times the seeds, all
+# trained together under `vmap`: `tasks.stack_streams` advances every member's stream
+# for every seed in one jitted function, `train.init_state` initialises one model per
+# (member, seed), and each task is one call of `train.train_steps` (a jitted `lax.scan`
+# over the task's steps, `vmap` over the models, each on its own task), followed by the
+# task-end evaluation `train.evaluate` over each model's task. `runner.run_chunks` is
+# the host loop over tasks, with a progress bar.
+#
+# Keys follow the library's scheme (`keys`): seed $s$ initialises its parameters from
+# `fold_in(PRNGKey(s), PARAMS)`, roots its task stream at `fold_in(PRNGKey(s), TASKS)`
+# and draws its minibatches from `fold_in(PRNGKey(s), MINIBATCH)`. Members that share a
+# seed share their initial parameters (where the architecture allows), their tasks and
+# their minibatches, so differences between arms and between members are paired by
+# seed.
+
 
 # %%
-main_specs = [ex.StreamSpec(f, "continual 1.0") for f in ex.FAMILIES]
-results = {}
-cpu_log = {}
-for name, iv in table.items():
-    members = [ex.Member(sp.label, sp) for sp in main_specs]
-    if name == "LN+L2":
-        members += [ex.Member(ex.StreamSpec(f, m).label, ex.StreamSpec(f, m))
-                    for m in ex.MODES if m != "continual 1.0" for f in ex.FAMILIES]
-        members += [ex.Member(f"L2 {c:g}", main_specs[0], (("l2", float(c)),)) for c in P.l2_sweep]
-    network = make_network(iv.model_config(P.arch, P.width, P.depth, ds.num_classes))
-    results[name] = ex.run_group(
-        network, iv.train_config(P.learning_rate, P.batch_size), members, bank, seed_list,
-        num_tasks=P.num_tasks, steps_per_task=P.steps_per_task, log_every=P.log_every,
-        desc=f"{name}: {len(members)} streams x {P.seeds} seeds",
+class Member(NamedTuple):
+    """One stream of an arm: a task family in a §4.2 mode; `l2` (App. E.5) overrides
+    the arm's L2 coefficient for this member only (a vmapped hyperparameter)."""
+
+    family: str
+    mode: str = "continual 1.0"
+    l2: float | None = None
+
+
+@functools.cache
+def stacked_stream(specs: tuple) -> tasks.TaskStream:
+    """The streams of `specs` ((family, mode), ...), stacked over (member, seed) and
+    jitted once per tuple (every arm with the same members reuses the program)."""
+    stacked = tasks.stack_streams([make_stream(family, mode) for family, mode in specs])
+    return tasks.TaskStream(jax.jit(stacked.init), jax.jit(stacked.next))
+
+
+def train_arm(name: str, arm: Arm, members: list) -> dict:
+    """Train every (member, seed) of one arm in one vmapped program (App. B.2).
+
+    Returns `{member: {"accuracy", "loss", "param_norm": (S, T), "loss_curve":
+    (S, T, W), "diverged": (S,)}}`: end-of-task accuracy and loss over the task's
+    (masked) examples after its last step, the parameter norm then, and the mean
+    minibatch loss of each window of `log_every` steps; NaN after a divergence.
+    """
+    network = make_network(model_config(arm.norm))
+    cfg = train.TrainConfig(learning_rate=P.learning_rate, batch_size=P.batch_size, **arm.fields)
+    stream = stacked_stream(tuple((m.family, m.mode) for m in members))
+    n_members, n_seeds = len(members), len(seed_list)
+    n_models, windows = n_members * n_seeds, P.steps_per_task // P.log_every
+    l2 = [cfg.l2 if m.l2 is None else m.l2 for m in members]
+    hparams = {"l2": np.repeat(np.asarray(l2, np.float32), n_seeds)}  # member-major
+    label_smoothing = np.full(n_models, cfg.label_smoothing, np.float32)
+    roots = keys.task_root(seed_list)  # (S, 2): task t of seed s uses fold_in(root_s, t)
+    state = train.init_state(network, cfg, np.tile(seed_list, n_members), x[:2])
+
+    def one_task(carry, t):
+        state, task = carry
+        if t == 0:
+            task = stream.init(keys.task_keys(roots, 0))
+        else:
+            task = stream.next(keys.task_keys(roots, t), jnp.int32(t), task)
+        state, logs = train.train_steps(
+            network,
+            cfg,
+            state,
+            task,
+            P.steps_per_task,
+            log_every=P.log_every,
+            hparams=hparams,
+            task_batched=True,
+        )
+        end = train.evaluate(
+            network,
+            state.params,
+            task.x,
+            task.y,
+            mask=task.mask,
+            batch_size=cfg.eval_batch_size,
+            label_smoothing=label_smoothing,
+            task_batched=True,
+        )
+        out = dict(
+            logs, end_accuracy=end["accuracy"], end_loss=end["loss"], diverged=state.diverged
+        )
+        for k in ("end_accuracy", "end_loss", "diverged"):
+            out[k] = out[k][:, None]  # (models, 1): joined over tasks into (models, T)
+        return (state, task), out
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    _, out = runner.run_chunks(
+        one_task,
+        (state, None),
+        P.num_tasks,
+        unit="task",
+        desc=f"{name}: {n_members} streams x {n_seeds} seeds",
+        postfix=lambda out: {"acc": out["end_accuracy"]},
     )
-    r = results[name]
-    cpu_log[name] = (r.cpu_s, r.wall_s)
-    print(f"{name:>22}: {len(members) * P.seeds:3d} models, CPU {r.cpu_s:6.1f} s, wall {r.wall_s:6.1f} s, "
-          f"diverged {int(r.diverged.sum())}")
+    timing[name] = (time.process_time() - cpu, time.perf_counter() - wall)
+
+    def per_member(a):  # (models, ...) -> (members, seeds, ...)
+        return np.asarray(a).reshape((n_members, n_seeds) + np.shape(a)[1:])
+
+    diverged = out["diverged"]  # (models, T): diverged by the end of task t
+    param_norm = out["param_norm"].reshape(n_models, P.num_tasks, windows)[..., -1]
+    arrays = {
+        "accuracy": np.where(diverged, np.nan, out["end_accuracy"]).astype(np.float32),
+        "loss": np.where(diverged, np.nan, out["end_loss"]).astype(np.float32),
+        "param_norm": np.where(diverged, np.nan, param_norm).astype(np.float32),
+        "loss_curve": out["loss"].reshape(n_models, P.num_tasks, windows),
+        "diverged": diverged[:, -1],
+    }
+    arrays = {k: per_member(v) for k, v in arrays.items()}
+    result = {m: {k: v[i] for k, v in arrays.items()} for i, m in enumerate(members)}
+    print(
+        f"{name:>22}: {n_models:3d} models, CPU {timing[name][0]:6.1f} s, "
+        f"wall {timing[name][1]:6.1f} s, diverged {int(diverged[:, -1].sum())}"
+    )
+    return result
+
+
+# %% [markdown]
+# The main run: every arm on the three families (`continual 1.0`). LN+L2 additionally
+# runs in the other §4.2 modes on all three families and, on random labels, with the
+# other L2 coefficients of the sweep (App. E.5).
+
+# %%
+MAIN = [Member(family) for family in FAMILIES]
+RL = MAIN[0]  # random labels, continual 1.0
+LN_L2_MEMBERS = (
+    MAIN
+    + [Member(family, mode) for mode in MODES if mode != "continual 1.0" for family in FAMILIES]
+    + [Member("random_labels", l2=float(c)) for c in P.l2_sweep]
+)
+timing = {}
+results = {
+    name: train_arm(name, arm, LN_L2_MEMBERS if name == "LN+L2" else MAIN)
+    for name, arm in ARMS.items()
+}
 
 # %% [markdown]
 # With `norm_ablation`, the normalisation variants `norm_variants` of App. D.2 / E.9
-# (each with L2, on random labels): mean subtraction alone along the batch axis (`batch_center`),
-# division by the standard deviation alone along the feature axis (`feature_scale`),
-# the combination of the two that E.9 found slightly better than standard layer or
-# batch norm (`batch_center_feature_scale`), layer norm followed by batch norm
-# (`layer_batch`, the paper's order when both are used) and plain batch norm (`batch`),
-# next to LN + L2.
+# (each with L2, on random labels): mean subtraction alone along the batch axis
+# (`batch_center`), division by the standard deviation alone along the feature axis
+# (`feature_scale`), the combination of the two that E.9 found slightly better than
+# standard layer or batch norm (`batch_center_feature_scale`), layer norm followed by
+# batch norm (`layer_batch`, the paper's order when both are used) and plain batch norm
+# (`batch`), next to LN + L2.
 
 # %%
 ablation = {}
 if P.norm_ablation:
     for norm in P.norm_variants:
-        iv = ex.Intervention(f"{norm}+L2", norm, (("l2", P.l2),), "")
-        ablation[norm] = ex.run_group(
-            make_network(iv.model_config(P.arch, P.width, P.depth, ds.num_classes)),
-            iv.train_config(P.learning_rate, P.batch_size), [ex.Member("random labels", main_specs[0])], bank,
-            seed_list, num_tasks=P.num_tasks, steps_per_task=P.steps_per_task, log_every=P.log_every,
-            desc=f"{norm}+L2",
-        )
-        cpu_log[f"{norm}+L2"] = (ablation[norm].cpu_s, ablation[norm].wall_s)
-total_cpu = sum(c for c, _ in cpu_log.values())
-total_wall = sum(w for _, w in cpu_log.values())
+        variant = Arm(norm, {"l2": P.l2}, f"{norm} + L2")
+        ablation[norm] = train_arm(f"{norm}+L2", variant, [RL])[RL]
+total_cpu = sum(c for c, _ in timing.values())
+total_wall = sum(w for _, w in timing.values())
 print(f"training total: CPU {total_cpu:.0f} s, wall {total_wall:.0f} s")
 
 # %% [markdown]
 # ## Figure 4: end-of-task accuracy under each intervention
 
 # %%
-df = ex.tidy_end_of_task(results)
-main = df[df["member"].isin([sp.label for sp in main_specs])]
-names = list(table)
-tab = dict(zip(["blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan"],
-               sns.color_palette("tab10", 10)))
-colors = {"baseline": "black", "L2": tab["orange"], "LN": tab["green"], "BN": tab["purple"], "LN+L2": tab["red"],
-          "weight-norm constraint": tab["brown"], "feature-norm penalty": tab["pink"], "ReDo": tab["olive"],
-          "LN+grad-norm penalty": tab["cyan"], "LN+InFeR": tab["blue"]}
-families = [ex.FAMILY_LABELS[f] for f in ex.FAMILIES]
+TASK_AXIS = np.arange(1, P.num_tasks + 1)
+tab10 = sns.color_palette("tab10", 10)  # blue, orange, green, red, purple, brown, pink, ...
+COLORS = {
+    "baseline": "black",
+    "L2": tab10[1],  # orange
+    "LN": tab10[2],  # green
+    "BN": tab10[4],  # purple
+    "LN+L2": tab10[3],  # red
+    "weight-norm constraint": tab10[5],  # brown
+    "feature-norm penalty": tab10[6],  # pink
+    "ReDo": tab10[8],  # olive
+    "LN+grad-norm penalty": tab10[9],  # cyan
+    "LN+InFeR": tab10[0],  # blue
+}
+METRICS = {"accuracy": "end-of-task accuracy (%)", "loss": "end-of-task loss (log scale)"}
 
 
-def plain_log(ax):
-    """Log-scale y-axis with plain tick labels (0.5, 2, 30 rather than 5 x 10^-1)."""
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    def minor(v, _):  # label minor ticks only when the axis spans less than about a decade
-        lo, hi = ax.get_ylim()
-        return f"{v:g}" if lo > 0 and np.log10(hi / lo) < 1.2 else ""
-
-    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
-    ax.tick_params(axis="y", which="minor", labelsize=8)
+def end_of_task(run: dict, key: str = "accuracy") -> np.ndarray:
+    """(seeds, tasks) end-of-task `key` of one member's run; accuracy in points (%)."""
+    return 100.0 * run[key] if key == "accuracy" else run[key]
 
 
-fig, axes = plt.subplots(len(families), len(ex.PANELS), figsize=(15, 10.5), sharex=True)
-for j, (panel, arms) in enumerate(ex.PANELS.items()):
-    arms = [a for a in arms if a in table]
-    for i, fam in enumerate(families):
-        ax = axes[i, j]
-        sub = main[(main["family"] == fam) & main["intervention"].isin(arms)]
-        sns.lineplot(data=sub, x="task", y="accuracy", hue="intervention", hue_order=arms, palette=colors,
-                     errorbar=("ci", 95), marker="o", markersize=4, ax=ax, legend=(i == len(families) - 1))
-        ax.set(xlabel="task" if i == len(families) - 1 else "", ylabel=f"{fam}\nend-of-task accuracy (%)" if j == 0 else "",
-               ylim=(min(sub["accuracy"].min() - 0.3, 98.0), 100.3))
+def accuracy_ylim(curves: dict) -> tuple:
+    """From 98 % (lower if a curve goes lower) to just above 100 %."""
+    return min(np.nanmin(list(curves.values())) - 0.3, 98.0), 100.3
+
+
+def integer_ticks(axes) -> None:
+    for ax in np.ravel(axes):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if i == 0:
-            ax.set_title(panel)
+
+
+def lines_over_tasks(ax, curves: dict, y: str, hue: str, palette, legend: bool) -> None:
+    """Each (seeds, tasks) curve as its mean over seeds with a 95 % band, against the task."""
+    plotting.seed_band_lines(
+        ax,
+        curves,
+        TASK_AXIS,
+        x_name="task",
+        y_name=y,
+        hue=hue,
+        palette=palette,
+        markersize=4,
+        legend=legend,
+    )
+
+
+fig, axes = plt.subplots(len(FAMILIES), len(PANELS), figsize=(15, 10.5), sharex=True)
+for j, (panel, arms) in enumerate(PANELS.items()):
+    arms = [a for a in arms if a in ARMS]
+    for i, (family, label) in enumerate(FAMILIES.items()):
+        ax, bottom = axes[i, j], i == len(FAMILIES) - 1
+        curves = {arm: end_of_task(results[arm][Member(family)]) for arm in arms}
+        lines_over_tasks(ax, curves, "accuracy", "intervention", COLORS, bottom)
+        ax.set(
+            xlabel="task" if bottom else "",
+            ylabel=f"{label}\nend-of-task accuracy (%)" if j == 0 else "",
+            ylim=accuracy_ylim(curves),
+            title=panel if i == 0 else "",
+        )
     axes[-1, j].legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=9)
+integer_ticks(axes)
 fig.suptitle(f"End-of-task training accuracy, {P.seeds} seeds (mean and 95 % band)", y=1.0)
 fig.tight_layout()
 plotting.savefig(fig, "ch06_fig4_interventions", P.profile)
 plt.show()
-
 # %% [markdown]
 # Rows are the task families, columns the three groups of interventions of Fig. 4; every
 # panel has its own y-axis (at least 98–100 %), and LN+L2 (red) is the reference in each.
@@ -289,21 +593,23 @@ plt.show()
 # %% [markdown]
 # ## What the accuracy ceiling hides: end-of-task loss
 
+
 # %%
-def loss_panels(frame, axes, hue, hue_order, palette, legend_ax):
-    """End-of-task training loss (log scale) against task, one panel per family."""
-    for ax, fam in zip(axes, families):
-        sns.lineplot(data=frame[frame["family"] == fam], x="task", y="loss", hue=hue, hue_order=hue_order,
-                     palette=palette, errorbar=("ci", 95), marker="o", markersize=4, ax=ax, legend=(ax is legend_ax))
-        ax.set(title=fam, xlabel="task", ylabel="end-of-task training loss (log scale)")
-        plain_log(ax)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+def family_panels(key: str, ylabel: str, **subplots):
+    """End-of-task `key` of every arm against task (log scale), one panel per family."""
+    fig, axes = plt.subplots(1, len(FAMILIES), figsize=(15, 4.2), **subplots)
+    for ax, (family, label) in zip(axes, FAMILIES.items()):
+        curves = {arm: end_of_task(results[arm][Member(family)], key) for arm in ARMS}
+        lines_over_tasks(ax, curves, key, "intervention", COLORS, ax is axes[-1])
+        ax.set(title=label, xlabel="task", ylabel=ylabel)
+    plotting.plain_log_y(axes)
+    integer_ticks(axes)
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
-fig, axes = plt.subplots(1, len(families), figsize=(15, 4.2))
-loss_panels(main, axes, "intervention", names, colors, axes[-1])
-axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
-fig.tight_layout()
+fig = family_panels("loss", "end-of-task training loss (log scale)")
 plotting.savefig(fig, "ch06_end_of_task_loss", P.profile)
 plt.show()
 
@@ -322,15 +628,7 @@ plt.show()
 # ## Parameter norm over tasks
 
 # %%
-fig, axes = plt.subplots(1, len(families), figsize=(15, 4.2), sharey=True)
-for ax, fam in zip(axes, families):
-    sns.lineplot(data=main[main["family"] == fam], x="task", y="param_norm", hue="intervention", hue_order=names,
-                 palette=colors, errorbar=("ci", 95), marker="o", markersize=4, ax=ax, legend=(ax is axes[-1]))
-    ax.set(title=fam, xlabel="task", ylabel=r"parameter norm $\|\theta\|_2$ (log scale)")
-    plain_log(ax)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
-fig.tight_layout()
+fig = family_panels("param_norm", r"parameter norm $\|\theta\|_2$ (log scale)", sharey=True)
 plotting.savefig(fig, "ch06_param_norm", P.profile)
 plt.show()
 
@@ -346,22 +644,32 @@ plt.show()
 # ## Figure 7: learning curves early and late
 
 # %%
-curve_arms = ["baseline", "LN+L2"]
+CURVE_ARMS = ["baseline", "LN+L2"]
 show = sorted({0, 1, P.num_tasks - 2, P.num_tasks - 1})
-task_names = [f"task {t + 1}" for t in show]
-fig, axes = plt.subplots(len(families), len(curve_arms), figsize=(11, 10), sharex=True, sharey="row")
-for i, (fam, sp) in enumerate(zip(families, main_specs)):
-    for j, arm in enumerate(curve_arms):
-        ax = axes[i, j]
-        cv = ex.tidy_curves(results[arm], sp.label, show, key="loss")
-        cv["task"] = cv["task"].map(lambda t: f"task {t}")
-        sns.lineplot(data=cv, x="step", y="loss", hue="task", hue_order=task_names, palette="viridis",
-                     errorbar=("ci", 95), marker="o", markersize=4, ax=ax, legend=(i == 0 and j == len(curve_arms) - 1))
-        ax.set(xlabel="steps into the task" if i == len(families) - 1 else "",
-               ylabel=f"{fam}\ntraining loss (log scale)" if j == 0 else "")
-        plain_log(ax)
-        if i == 0:
-            ax.set_title(arm)
+window_steps = np.arange(1, P.steps_per_task // P.log_every + 1) * P.log_every
+fig, axes = plt.subplots(
+    len(FAMILIES), len(CURVE_ARMS), figsize=(11, 10), sharex=True, sharey="row"
+)
+for i, (family, label) in enumerate(FAMILIES.items()):
+    for j, arm in enumerate(CURVE_ARMS):
+        ax, loss_curve = axes[i, j], results[arm][Member(family)]["loss_curve"]  # (S, T, W)
+        plotting.seed_band_lines(
+            ax,
+            {f"task {t + 1}": loss_curve[:, t] for t in show},
+            window_steps,
+            x_name="step",
+            y_name="loss",
+            hue="task",
+            palette="viridis",
+            markersize=4,
+            legend=(i == 0 and j == len(CURVE_ARMS) - 1),
+        )
+        ax.set(
+            xlabel="steps into the task" if i == len(FAMILIES) - 1 else "",
+            ylabel=f"{label}\ntraining loss (log scale)" if j == 0 else "",
+            title=arm if i == 0 else "",
+        )
+plotting.plain_log_y(axes)
 axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
 fig.tight_layout()
 plotting.savefig(fig, "ch06_fig7_learning_curves", P.profile)
@@ -377,21 +685,25 @@ plt.show()
 # ## Figure 5 (left): LN+L2 across the §4.2 modes
 
 # %%
-lnl2 = df[(df["intervention"] == "LN+L2") & ~df["member"].str.startswith("L2 ")]
-fam_colors = dict(zip(families, sns.color_palette("colorblind", len(families))))
-fig, axes = plt.subplots(2, len(ex.MODES), figsize=(15, 7.2), sharex=True)
-for j, mode in enumerate(ex.MODES):
-    sub = lnl2[lnl2["mode"] == mode]
-    for i, (key, label) in enumerate((("accuracy", "end-of-task accuracy (%)"), ("loss", "end-of-task loss (log scale)"))):
+FAMILY_COLORS = dict(zip(FAMILIES.values(), sns.color_palette("colorblind", len(FAMILIES))))
+fig, axes = plt.subplots(2, len(MODES), figsize=(15, 7.2), sharex=True)
+for j, mode in enumerate(MODES):
+    for i, (key, ylabel) in enumerate(METRICS.items()):
         ax = axes[i, j]
-        sns.lineplot(data=sub, x="task", y=key, hue="family", hue_order=families, palette=fam_colors,
-                     errorbar=("ci", 95), marker="o", markersize=4, ax=ax, legend=(i == 1 and j == len(ex.MODES) - 1))
-        ax.set(xlabel="task" if i == 1 else "", ylabel=label if j == 0 else "", title=mode if i == 0 else "")
-        if key == "loss":
-            plain_log(ax)
-        else:
-            ax.set_ylim(min(sub["accuracy"].min() - 0.3, 98.0), 100.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        curves = {
+            label: end_of_task(results["LN+L2"][Member(family, mode)], key)
+            for family, label in FAMILIES.items()
+        }
+        lines_over_tasks(ax, curves, key, "family", FAMILY_COLORS, (i == 1 and j == len(MODES) - 1))
+        ax.set(
+            xlabel="task" if i == 1 else "",
+            ylabel=ylabel if j == 0 else "",
+            title=mode if i == 0 else "",
+        )
+        if key == "accuracy":
+            ax.set_ylim(accuracy_ylim(curves))
+plotting.plain_log_y(axes[1])
+integer_ticks(axes)
 axes[1, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
 fig.suptitle("LN+L2 in the §4.2 modes", y=1.0)
 fig.tight_layout()
@@ -408,33 +720,37 @@ plt.show()
 # %% [markdown]
 # ## Appendix E.5 and D.2 / E.9: the L2 coefficient and the parts of a normalisation layer
 
+
 # %%
-rl = main_specs[0].label
-sweep_rows = [df[(df["intervention"] == "LN") & (df["member"] == rl)].assign(setting="LN, no L2")]
-sweep_rows.append(df[(df["intervention"] == "LN+L2") & (df["member"] == rl)].assign(setting=f"LN + L2 {P.l2:g}"))
+settings = {"LN, no L2": results["LN"][RL], f"LN + L2 {P.l2:g}": results["LN+L2"][RL]}
 for c in P.l2_sweep:
-    sweep_rows.append(df[(df["intervention"] == "LN+L2") & (df["member"] == f"L2 {c:g}")].assign(setting=f"LN + L2 {c:g}"))
-sweep = pd.concat(sweep_rows, ignore_index=True)
-ncols = 2 if ablation else 1
-fig, axes = plt.subplots(2, ncols, figsize=(6.8 * ncols, 7.5), squeeze=False, sharex=True)
-frames = [("setting", sweep, "L2 sweep with layer norm (E.5)")]
+    settings[f"LN + L2 {c:g}"] = results["LN+L2"][Member("random_labels", l2=float(c))]
+panels = [("setting", settings, "L2 sweep with layer norm (E.5)", "mako")]
 if ablation:
-    abl = ex.tidy_end_of_task({f"{k} + L2": v for k, v in ablation.items()})
-    abl = pd.concat([abl, sweep[sweep["setting"] == f"LN + L2 {P.l2:g}"].assign(intervention="layer + L2")],
-                    ignore_index=True)
-    frames.append(("intervention", abl, "normalisation variants + L2 (D.2, E.9)"))
-for j, (hue, frame, title) in enumerate(frames):
-    for i, (key, label) in enumerate((("accuracy", "end-of-task accuracy (%)"), ("loss", "end-of-task loss (log scale)"))):
+    variants = {f"{norm} + L2": run for norm, run in ablation.items()}
+    variants["layer + L2"] = results["LN+L2"][RL]
+    panels.append(
+        ("intervention", variants, "normalisation variants + L2 (D.2, E.9)", "colorblind")
+    )
+fig, axes = plt.subplots(
+    2, len(panels), figsize=(6.8 * len(panels), 7.5), squeeze=False, sharex=True
+)
+for j, (hue, runs, title, palette) in enumerate(panels):
+    for i, (key, ylabel) in enumerate(METRICS.items()):
         ax = axes[i, j]
-        sns.lineplot(data=frame, x="task", y=key, hue=hue, errorbar=("ci", 95), marker="o", markersize=4, ax=ax,
-                     palette="mako" if j == 0 else "colorblind", legend=(i == 1))
-        ax.set(xlabel="task" if i == 1 else "", ylabel=label, title=f"{title}, random labels" if i == 0 else "")
+        curves = {name: end_of_task(run, key) for name, run in runs.items()}
+        lines_over_tasks(ax, curves, key, hue, palette, (i == 1))
+        ax.set(
+            xlabel="task" if i == 1 else "",
+            ylabel=ylabel,
+            title=f"{title}, random labels" if i == 0 else "",
+        )
         if key == "loss":
-            plain_log(ax)
+            plotting.plain_log_y(ax)
             ax.legend(fontsize=8, loc="upper left")
         else:
-            ax.set_ylim(min(frame["accuracy"].min() - 0.3, 98.0), 100.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylim(accuracy_ylim(curves))
+integer_ticks(axes)
 fig.tight_layout()
 plotting.savefig(fig, "ch06_appendix_l2_norms", P.profile)
 plt.show()
@@ -477,100 +793,156 @@ plt.show()
 #   the baseline's, per seed, on random labels (where a task takes the whole step
 #   budget to fit); t-interval entirely below 0.
 
+
 # %%
-def acc(arm: str, member: str) -> np.ndarray:
+def accuracy(arm: str, member: Member) -> np.ndarray:
     """(seeds, tasks) end-of-task accuracy in percentage points."""
-    return 100.0 * results[arm].get(member, "accuracy")
+    return end_of_task(results[arm][member])
 
 
 def finite_rows(a: np.ndarray) -> np.ndarray:
-    """Drop the seeds of a diverged run (NaN accuracies); they are reported in the table below."""
+    """Drop the seeds of a diverged run (NaN accuracies); the table below reports them."""
     return a[np.all(np.isfinite(a), axis=1)]
 
 
 book = claims.ClaimBook("ch06_swiss_cheese", P, dataset=ds.source)
 
-first, last = ex.first_last(finite_rows(acc("baseline", rl)))
+first, last = stats.first_last_means(finite_rows(accuracy("baseline", RL)))
 book.check(
     "ch6.baseline_loses",
-    statement="Without intervention, end-of-task accuracy on random-label tasks falls: the last three tasks are fitted worse than the first three.",
+    kind="paper",
+    statement="Without intervention, end-of-task accuracy on random-label tasks falls: "
+    "the last three tasks are fitted worse than the first three.",
     figure="§4.1, Fig. 4",
     statistic="baseline, random labels: last-3 minus first-3 end-of-task accuracy (points)",
-    estimate=claims.t_interval(last - first), threshold=0.0, direction="<",
+    estimate=claims.t_interval(last - first),
+    threshold=0.0,
+    direction="<",
 )
 
 parts = []
-for fam, sp in zip(families, main_specs):
-    first, last = ex.first_last(finite_rows(acc("LN+L2", sp.label)))
-    parts.append(claims.part(f"LN+L2, {fam}: last-3 minus first-3 accuracy (points)",
-                             claims.t_interval(last - first), -2.0, ">="))
+for member, label in zip(MAIN, FAMILIES.values()):
+    first, last = stats.first_last_means(finite_rows(accuracy("LN+L2", member)))
+    parts.append(
+        claims.part(
+            f"LN+L2, {label}: last-3 minus first-3 accuracy (points)",
+            claims.t_interval(last - first),
+            -2.0,
+            ">=",
+        )
+    )
 book.check(
     "ch6.ln_l2_keeps",
-    statement="With layer normalisation and L2, end-of-task accuracy over the last three tasks is at least the first three tasks' minus 2 points.",
+    kind="paper",
+    statement="With layer normalisation and L2, end-of-task accuracy over the last three "
+    "tasks is at least the first three tasks' minus 2 points.",
     figure="§4.1–4.2, Fig. 4",
     parts=parts,
 )
 
-single = [a for a in ("L2", "LN", "BN", "weight-norm constraint", "feature-norm penalty", "ReDo") if a in table]
+SINGLE = ("L2", "LN", "BN", "weight-norm constraint", "feature-norm penalty", "ReDo")
+single = [arm for arm in SINGLE if arm in ARMS]
 parts = []
-for fam, sp in zip(families, main_specs):
-    ref = claims.t_interval(ex.first_last(finite_rows(acc("LN+L2", sp.label)))[1])
+for member, label in zip(MAIN, FAMILIES.values()):
+    ref = claims.t_interval(stats.first_last_means(finite_rows(accuracy("LN+L2", member)))[1])
     for arm in single:
-        est = claims.t_interval(ex.first_last(finite_rows(acc(arm, sp.label)))[1])
-        gap = claims.Estimate(ex.interval_gap(est, ref), None, None,
-                              f"lower end of {arm}'s t-interval ({claims.format_estimate(est)}) "
-                              f"minus upper end of LN+L2's ({claims.format_estimate(ref)})", est.n)
-        parts.append(claims.part(f"{fam}: {arm} last-3 interval low minus LN+L2 interval high (points)", gap, 0.0, "<="))
+        est = claims.t_interval(stats.first_last_means(finite_rows(accuracy(arm, member)))[1])
+        gap = claims.Estimate(
+            stats.interval_gap(est, ref),
+            None,
+            None,
+            f"lower end of {arm}'s t-interval ({claims.format_estimate(est)}) "
+            f"minus upper end of LN+L2's ({claims.format_estimate(ref)})",
+            est.n,
+        )
+        parts.append(
+            claims.part(
+                f"{label}: {arm} last-3 interval low minus LN+L2 interval high (points)",
+                gap,
+                0.0,
+                "<=",
+            )
+        )
 book.check(
     "ch6.ln_l2_best",
-    statement="On each task family, no single intervention (L2, LN, BN, weight-norm constraint, feature-norm penalty, ReDo) reaches a last-three-task accuracy whose interval lies entirely above LN+L2's.",
+    kind="paper",
+    statement="On each task family, no single intervention (L2, LN, BN, weight-norm "
+    "constraint, feature-norm penalty, ReDo) reaches a last-three-task accuracy whose "
+    "interval lies entirely above LN+L2's.",
     figure="§4.1, Fig. 4",
     parts=parts,
 )
 
-parts, notes = [], []
-for mode in ex.MODES:
-    for fam, f in zip(families, ex.FAMILIES):
-        sl = claims.t_interval(ex.slopes(finite_rows(acc("LN+L2", ex.StreamSpec(f, mode).label))))
-        hi = sl.value if sl.high is None else sl.high
-        parts.append(claims.part(f"{mode}, {fam}: upper end of the slope's t-interval (points/task)",
-                                 claims.Estimate(hi, None, None, f"slope {claims.format_estimate(sl)}", sl.n),
-                                 0.0, ">="))
-        notes.append(f"{mode}, {fam}: slope {claims.format_estimate(sl)} points/task")
+parts, notes, mode_slopes = [], [], []
+for mode in MODES:
+    for family, label in FAMILIES.items():
+        slope = claims.t_interval(
+            stats.trend_slopes(finite_rows(accuracy("LN+L2", Member(family, mode))))
+        )
+        mode_slopes.append(slope)
+        high = slope.value if slope.high is None else slope.high
+        parts.append(
+            claims.part(
+                f"{mode}, {label}: upper end of the slope's t-interval (points/task)",
+                claims.Estimate(
+                    high, None, None, f"slope {claims.format_estimate(slope)}", slope.n
+                ),
+                0.0,
+                ">=",
+            )
+        )
+        notes.append(f"{mode}, {label}: slope {claims.format_estimate(slope)} points/task")
 book.check(
     "ch6.modes_hold",
-    statement="In every §4.2 mode (continual 0.5 and 1.0, composite, growing), LN+L2's end-of-task accuracy does not trend down over tasks.",
+    kind="paper",
+    statement="In every §4.2 mode (continual 0.5 and 1.0, composite, growing), LN+L2's "
+    "end-of-task accuracy does not trend down over tasks.",
     figure="§4.2, Fig. 5 (left)",
     parts=parts,
     note="; ".join(notes),
 )
 
-wn, base = acc("weight-norm constraint", rl), acc("baseline", rl)
-keep = np.isfinite(wn[:, 0]) & np.isfinite(base[:, 0])
+weight_norm, base = accuracy("weight-norm constraint", RL), accuracy("baseline", RL)
+keep = np.isfinite(weight_norm[:, 0]) & np.isfinite(base[:, 0])
 book.check(
     "ch6.weightnorm_slows",
-    statement="Constraining each weight matrix to its initial norm slows optimisation: lower accuracy than the baseline at the end of the first task.",
+    kind="paper",
+    statement="Constraining each weight matrix to its initial norm slows optimisation: "
+    "lower accuracy than the baseline at the end of the first task.",
     figure="§4.1, Fig. 4 (left)",
-    statistic="random labels: weight-norm constraint minus baseline, first-task end accuracy (points)",
-    estimate=claims.t_interval(wn[keep, 0] - base[keep, 0]), threshold=0.0, direction="<",
+    statistic="random labels: weight-norm constraint minus baseline, first-task end "
+    "accuracy (points)",
+    estimate=claims.t_interval(weight_norm[keep, 0] - base[keep, 0]),
+    threshold=0.0,
+    direction="<",
 )
 book.table()
 
 # %%
-book.save();
+book.save()
 rows = []
-for arm in names:
-    for fam, sp in zip(families, main_specs):
-        a = acc(arm, sp.label)
-        f3, l3 = ex.first_last(a)
-        lf3, ll3 = ex.first_last(results[arm].get(sp.label, "loss"))
-        rows.append({"intervention": arm, "family": fam, "first task (%)": np.nanmean(a[:, 0]),
-                     "first 3 tasks (%)": np.nanmean(f3), "last 3 tasks (%)": np.nanmean(l3),
-                     "loss, first 3 tasks": np.nanmean(lf3), "loss, last 3 tasks": np.nanmean(ll3),
-                     "final parameter norm": np.nanmean(results[arm].get(sp.label, "param_norm")[:, -1]),
-                     "diverged seeds": int(results[arm].diverged[results[arm].index(sp.label)].sum())})
+for arm in ARMS:
+    for member, label in zip(MAIN, FAMILIES.values()):
+        run = results[arm][member]
+        acc = accuracy(arm, member)
+        first, last = stats.first_last_means(acc)
+        loss_first, loss_last = stats.first_last_means(run["loss"])
+        rows.append(
+            {
+                "intervention": arm,
+                "family": label,
+                "first task (%)": np.nanmean(acc[:, 0]),
+                "first 3 tasks (%)": np.nanmean(first),
+                "last 3 tasks (%)": np.nanmean(last),
+                "loss, first 3 tasks": np.nanmean(loss_first),
+                "loss, last 3 tasks": np.nanmean(loss_last),
+                "final parameter norm": np.nanmean(run["param_norm"][:, -1]),
+                "diverged seeds": int(run["diverged"].sum()),
+            }
+        )
 summary = pd.DataFrame(rows)
 summary["loss ratio, last / first"] = summary["loss, last 3 tasks"] / summary["loss, first 3 tasks"]
+names = list(ARMS)
 summary.pivot(index="intervention", columns="family", values="last 3 tasks (%)").loc[names].round(2)
 
 # %% [markdown]
@@ -580,7 +952,9 @@ summary.pivot(index="intervention", columns="family", values="last 3 tasks (%)")
 # number of steps):
 
 # %%
-summary.pivot(index="intervention", columns="family", values="loss ratio, last / first").loc[names].round(2)
+summary.pivot(index="intervention", columns="family", values="loss ratio, last / first").loc[
+    names
+].round(2)
 
 # %% [markdown]
 # The full summary (means over seeds):
@@ -594,72 +968,105 @@ summary.round(4)
 # %% tags=["remove-input"]
 v = {c.id: c.verdict for c in book.claims}
 s = summary.set_index(["intervention", "family"])
-fam0 = families[0]
+fam0 = FAMILIES["random_labels"]
 
 
-def cell(arm, fam, col):
-    return s.loc[(arm, fam), col]
+def cell(arm, family, col):
+    return s.loc[(arm, family), col]
 
 
 def est(claim_id, i=0):
-    return claims.format_estimate(next(c for c in book.claims if c.id == claim_id).parts[i].estimate)
+    record = next(c for c in book.claims if c.id == claim_id)
+    return claims.format_estimate(record.parts[i].estimate)
+
+
+def last3(run: dict, key: str = "accuracy") -> float:
+    """Mean over seeds of the mean over the last three tasks."""
+    return float(stats.first_last_means(run[key])[1].mean())
+
+
+def loss_ratio(run: dict) -> float:
+    """Mean end-of-task loss over the last three tasks / over the first three."""
+    first, last = stats.first_last_means(run["loss"])
+    return float(np.mean(last) / np.mean(first))
 
 
 ratio = s["loss ratio, last / first"]
 best_other = max(single, key=lambda a: cell(a, fam0, "last 3 tasks (%)"))
 worst_other = min(single, key=lambda a: cell(a, fam0, "last 3 tasks (%)"))
-n_fail = sum(p.verdict != "reproduced" for c in book.claims if c.id == "ch6.ln_l2_best" for p in c.parts)
-slopes_all = [claims.t_interval(ex.slopes(finite_rows(acc("LN+L2", ex.StreamSpec(f, m).label))))
-              for m in ex.MODES for f in ex.FAMILIES]
-mode_loss = {m: {fam: ex.first_last(results["LN+L2"].get(ex.StreamSpec(f, m).label, "loss")) for fam, f in zip(families, ex.FAMILIES)}
-             for m in ex.MODES}
-mode_ratio_txt = ", ".join(
-    f"{m}: " + "/".join(f"{np.mean(l3) / np.mean(f3):.2g}" for f3, l3 in mode_loss[m].values()) for m in ex.MODES
+n_fail = sum(
+    p.verdict != "reproduced" for c in book.claims if c.id == "ch6.ln_l2_best" for p in c.parts
 )
+mode_ratio_txt = ", ".join(
+    f"{mode}: "
+    + "/".join(f"{loss_ratio(results['LN+L2'][Member(family, mode)]):.2g}" for family in FAMILIES)
+    for mode in MODES
+)
+sweep_runs = {c: results["LN+L2"][Member("random_labels", l2=float(c))] for c in P.l2_sweep}
 sweep_txt = ", ".join(
-    f"{c:g}: {100 * ex.first_last(results['LN+L2'].get(f'L2 {c:g}'))[1].mean():.2f} % "
-    f"(loss ratio {np.mean(ex.first_last(results['LN+L2'].get(f'L2 {c:g}', 'loss'))[1]) / np.mean(ex.first_last(results['LN+L2'].get(f'L2 {c:g}', 'loss'))[0]):.2g})"
-    for c in P.l2_sweep
+    f"{c:g}: {100 * last3(run):.2f} % (loss ratio {loss_ratio(run):.2g})"
+    for c, run in sweep_runs.items()
 )
 ab_txt = ""
 if ablation:
-    ab_txt = ("* **Normalisation variants + L2** (D.2, E.9; random labels, last three tasks): " + ", ".join(
-        f"{k} {100 * ex.first_last(r.get('random labels'))[1].mean():.2f} % (loss ratio "
-        f"{np.mean(ex.first_last(r.get('random labels', 'loss'))[1]) / np.mean(ex.first_last(r.get('random labels', 'loss'))[0]):.2g})"
-        for k, r in ablation.items()) + ".")
-display(Markdown(f"""
-In this run ({P.profile} profile, {ds.source}, {P.n_train} images, {P.arch.upper()} {P.width} × {P.depth}, {P.seeds} seeds,
-{P.num_tasks} tasks of {P.steps_per_task} steps; the training took {total_cpu:.0f} s of CPU time, {total_wall:.0f} s of
-wall time):
+    ab_txt = (
+        "* **Normalisation variants + L2** (D.2, E.9; random labels, last three tasks): "
+        + ", ".join(
+            f"{norm} {100 * last3(run):.2f} % (loss ratio {loss_ratio(run):.2g})"
+            for norm, run in ablation.items()
+        )
+        + "."
+    )
+pc, pp = FAMILIES["permuted_classes"], FAMILIES["permuted_pixels"]
+base_first3 = cell("baseline", fam0, "first 3 tasks (%)")
+base_last3 = cell("baseline", fam0, "last 3 tasks (%)")
+ln_l2_last3 = cell("LN+L2", fam0, "last 3 tasks (%)")
+highest = max(e.value if e.high is None else e.high for e in mode_slopes)
+lowest = min(e.value if e.low is None else e.low for e in mode_slopes)
+display(
+    Markdown(f"""
+In this run ({P.profile} profile, {ds.source}, {P.n_train} images,
+{P.arch.upper()} {P.width} × {P.depth}, {P.seeds} seeds, {P.num_tasks} tasks of
+{P.steps_per_task} steps; the training took {total_cpu:.0f} s of CPU time,
+{total_wall:.0f} s of wall time):
 
-* **Baseline on random labels** (`ch6.baseline_loses`: **{v["ch6.baseline_loses"]}**): end-of-task accuracy
-  {cell("baseline", fam0, "first 3 tasks (%)"):.2f} % over the first three tasks, {cell("baseline", fam0, "last 3 tasks (%)"):.2f} %
-  over the last three (difference {est("ch6.baseline_loses")} points); its end-of-task loss grew
-  {ratio[("baseline", fam0)]:.2g}-fold and its parameter norm reached {cell("baseline", fam0, "final parameter norm"):.0f}.
-* **LN+L2** (`ch6.ln_l2_keeps`: **{v["ch6.ln_l2_keeps"]}**): last-three minus first-three accuracy
-  {est("ch6.ln_l2_keeps", 0)}, {est("ch6.ln_l2_keeps", 1)} and {est("ch6.ln_l2_keeps", 2)} points on random labels, permuted
-  classes and permuted pixels. Its end-of-task loss still grew {ratio[("LN+L2", fam0)]:.2g}-fold on random labels
-  (baseline {ratio[("baseline", fam0)]:.2g}-fold), {ratio[("LN+L2", families[1])]:.2g}-fold on permuted classes and
-  {ratio[("LN+L2", families[2])]:.2g}-fold on permuted pixels.
-* **No single intervention beats LN+L2** (`ch6.ln_l2_best`: **{v["ch6.ln_l2_best"]}**, {n_fail} of
-  {3 * len(single)} conditions failed): on random labels the best single intervention over the last three tasks was
-  {best_other} ({cell(best_other, fam0, "last 3 tasks (%)"):.2f} % against LN+L2's {cell("LN+L2", fam0, "last 3 tasks (%)"):.2f} %).
-  The lowest was {worst_other} ({cell(worst_other, fam0, "last 3 tasks (%)"):.1f} %; baseline {cell("baseline", fam0, "last 3 tasks (%)"):.2f} %).
-* **Modes** (`ch6.modes_hold`: **{v["ch6.modes_hold"]}**): the largest upper end of a slope interval was
-  {max(e.value if e.high is None else e.high for e in slopes_all):.3g} points per task, the smallest lower end
-  {min(e.value if e.low is None else e.low for e in slopes_all):.3g}. LN+L2's end-of-task loss ratio (last three / first
-  three tasks; random labels / permuted classes / permuted pixels): {mode_ratio_txt}.
-* **Weight-norm constraint** (`ch6.weightnorm_slows`: **{v["ch6.weightnorm_slows"]}**): first-task accuracy on random labels
-  {cell("weight-norm constraint", fam0, "first task (%)"):.2f} % against the baseline's {cell("baseline", fam0, "first task (%)"):.2f} %
-  (difference {est("ch6.weightnorm_slows")} points).
-* **Loss-landscape arms** (with LN, no L2), random labels, last three tasks: LN {cell("LN", fam0, "last 3 tasks (%)"):.2f} %,
-  + gradient-norm penalty {cell("LN+grad-norm penalty", fam0, "last 3 tasks (%)"):.2f} %, + InFeR
-  {cell("LN+InFeR", fam0, "last 3 tasks (%)"):.2f} % (loss ratios {ratio[("LN", fam0)]:.2g}, {ratio[("LN+grad-norm penalty", fam0)]:.2g},
+* **Baseline on random labels** (`ch6.baseline_loses`: **{v["ch6.baseline_loses"]}**):
+  end-of-task accuracy {base_first3:.2f} % over the first three tasks, {base_last3:.2f} %
+  over the last three (difference {est("ch6.baseline_loses")} points); its end-of-task
+  loss grew {ratio[("baseline", fam0)]:.2g}-fold and its parameter norm reached
+  {cell("baseline", fam0, "final parameter norm"):.0f}.
+* **LN+L2** (`ch6.ln_l2_keeps`: **{v["ch6.ln_l2_keeps"]}**): last-three minus first-three
+  accuracy {est("ch6.ln_l2_keeps", 0)}, {est("ch6.ln_l2_keeps", 1)} and
+  {est("ch6.ln_l2_keeps", 2)} points on random labels, permuted classes and permuted
+  pixels. Its end-of-task loss still grew {ratio[("LN+L2", fam0)]:.2g}-fold on random
+  labels (baseline {ratio[("baseline", fam0)]:.2g}-fold), {ratio[("LN+L2", pc)]:.2g}-fold
+  on permuted classes and {ratio[("LN+L2", pp)]:.2g}-fold on permuted pixels.
+* **No single intervention beats LN+L2** (`ch6.ln_l2_best`: **{v["ch6.ln_l2_best"]}**,
+  {n_fail} of {3 * len(single)} conditions failed): on random labels the best single
+  intervention over the last three tasks was {best_other}
+  ({cell(best_other, fam0, "last 3 tasks (%)"):.2f} % against LN+L2's {ln_l2_last3:.2f} %).
+  The lowest was {worst_other} ({cell(worst_other, fam0, "last 3 tasks (%)"):.1f} %;
+  baseline {base_last3:.2f} %).
+* **Modes** (`ch6.modes_hold`: **{v["ch6.modes_hold"]}**): the largest upper end of a
+  slope interval was {highest:.3g} points per task, the smallest lower end {lowest:.3g}.
+  LN+L2's end-of-task loss ratio (last three / first three tasks; random labels /
+  permuted classes / permuted pixels): {mode_ratio_txt}.
+* **Weight-norm constraint** (`ch6.weightnorm_slows`: **{v["ch6.weightnorm_slows"]}**):
+  first-task accuracy on random labels
+  {cell("weight-norm constraint", fam0, "first task (%)"):.2f} % against the baseline's
+  {cell("baseline", fam0, "first task (%)"):.2f} % (difference
+  {est("ch6.weightnorm_slows")} points).
+* **Loss-landscape arms** (with LN, no L2), random labels, last three tasks: LN
+  {cell("LN", fam0, "last 3 tasks (%)"):.2f} %, + gradient-norm penalty
+  {cell("LN+grad-norm penalty", fam0, "last 3 tasks (%)"):.2f} %, + InFeR
+  {cell("LN+InFeR", fam0, "last 3 tasks (%)"):.2f} % (loss ratios
+  {ratio[("LN", fam0)]:.2g}, {ratio[("LN+grad-norm penalty", fam0)]:.2g},
   {ratio[("LN+InFeR", fam0)]:.2g}). Shampoo was not run (no optax implementation).
-* **E.5 sweep** (LN + L2 on random labels, last three tasks): {P.l2:g}: {cell("LN+L2", fam0, "last 3 tasks (%)"):.2f} %
-  (loss ratio {ratio[("LN+L2", fam0)]:.2g}); {sweep_txt}.
+* **E.5 sweep** (LN + L2 on random labels, last three tasks): {P.l2:g}:
+  {ln_l2_last3:.2f} % (loss ratio {ratio[("LN+L2", fam0)]:.2g}); {sweep_txt}.
 {ab_txt}
-"""))
+""")
+)
 
 # %% [markdown]
 # **Reading these results.** At the default profile every claim is tested on tasks that

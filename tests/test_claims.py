@@ -73,7 +73,9 @@ def _params(profile):
 
 def test_claimbook_records_and_saves(tmp_path):
     book = claims.ClaimBook("ch99_test", _params("default"), dataset="mnist (tfds)")
-    book.check("ch99.a", "A falls.", "Fig. 1", "drop", claims.t_interval([0.2, 0.3, 0.25]), 0.0, ">")
+    book.check(
+        "ch99.a", "A falls.", "Fig. 1", "drop", claims.t_interval([0.2, 0.3, 0.25]), 0.0, ">"
+    )
     book.check(
         "ch99.b",
         "B holds in two ways.",
@@ -100,6 +102,40 @@ def test_smoke_profile_is_not_evaluated():
     rec = book.check("ch99.a", "A falls.", "Fig. 1", "drop", claims.exact(1.0), 0.0, ">")
     assert rec.verdict == "not evaluated (smoke)"
     assert rec.parts[0].verdict == "reproduced"  # the condition is still computed
+
+
+def test_fallback_data_is_not_evaluated_outside_smoke():
+    """Issue 21: allow_fallback=True at the default profile gave evaluated verdicts on
+    scikit-learn's 8x8 digits."""
+    src = "digits (scikit-learn fallback for mnist)"
+    book = claims.ClaimBook("ch99_test", _params("default"), dataset=src)
+    rec = book.check("ch99.a", "A falls.", "Fig. 1", "drop", claims.exact(1.0), 0.0, ">")
+    assert rec.verdict == "not evaluated (fallback data)" and rec.evaluated_verdict == "reproduced"
+    assert "not evaluated (fallback data)" in claims.VERDICTS
+    smoke = claims.ClaimBook("ch99_test", _params("smoke"), dataset=src)
+    assert smoke.check("ch99.a", "A.", "F", "d", claims.exact(1.0), 0.0, ">").verdict == (
+        "not evaluated (smoke)"
+    )
+    real = claims.ClaimBook("ch99_test", _params("default"), dataset="mnist (tfds, manual files)")
+    assert real.check("ch99.a", "A.", "F", "d", claims.exact(1.0), 0.0, ">").verdict == (
+        "reproduced"
+    )
+
+
+def test_results_dir_outside_plasticity_book_is_adhoc(tmp_path, monkeypatch):
+    """Issue 20 part 5 / issue 21 defect 2: a chapter run by hand, by papermill or under
+    nbmake wrote its claims into the book's results/<profile>/."""
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "chapters" / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "chapters" / "sub")
+    monkeypatch.delenv("PLASTICITY_RESULTS_DIR", raising=False)
+    assert claims.results_dir("smoke") == tmp_path / "results" / "adhoc" / "smoke"
+    book = claims.ClaimBook("ch99_test", _params("smoke"))
+    book.check("ch99.a", "A falls.", "Fig. 1", "drop", claims.exact(1.0), 0.0, ">")
+    assert book.save() == tmp_path / "results" / "adhoc" / "smoke" / "ch99_test.claims.json"
+    monkeypatch.setenv("PLASTICITY_RESULTS_DIR", str(tmp_path / "staging"))
+    assert claims.results_dir("smoke") == tmp_path / "staging"  # plasticity-book execute
 
 
 def test_spearman_constant_is_nan():
@@ -158,8 +194,270 @@ def test_spearman_matches_scipy_on_random_inputs():
 
 @pytest.mark.parametrize(
     "x, y, word",
-    [([1, 2, 3], [1, 2], "same length"), ([[1, 2], [3, 4]], [[1, 2], [3, 4]], "one-dimensional"), ([], [], "empty")],
+    [
+        ([1, 2, 3], [1, 2], "same length"),
+        ([[1, 2], [3, 4]], [[1, 2], [3, 4]], "one-dimensional"),
+        ([], [], "empty"),
+    ],
 )
 def test_spearman_bad_inputs(x, y, word):
     with pytest.raises(ValueError, match=word):
         claims.spearman(x, y)
+
+
+# --------------------------------------------------------------- informativeness rules
+# Hand-made estimates: each rule is checked on numbers whose verdict is known by hand.
+
+
+def _iv(low, high):
+    """An estimate with the interval [low, high] (value at the midpoint)."""
+    return claims.Estimate((low + high) / 2, low, high, "t", 3)
+
+
+def test_existing_records_unchanged_without_new_options(tmp_path):
+    """No new option: the same keys, verdicts and numbers as before the rules existed."""
+    book = claims.ClaimBook("ch99_test", _params("default"))
+    book.check("ch99.a", "A.", "Fig. 1", "drop", claims.t_interval([0.2, 0.3, 0.25]), 0.0, ">")
+    rec = json.loads(book.save(tmp_path).read_text())
+    c = rec["claims"][0]
+    assert set(c) == {"id", "kind", "statement", "figure", "parts", "verdict", "note"}
+    assert set(c["parts"][0]) == {"statistic", "estimate", "threshold", "direction", "verdict"}
+    assert set(c["parts"][0]["estimate"]) == {"value", "low", "high", "method", "n"}
+    assert c["verdict"] == "reproduced" and "diverged_seeds" not in rec
+
+
+def test_ceiling_makes_a_part_uninformative():
+    # both arms at >= 99.5 % on every seed: a "does not fall" test could not have failed
+    b = claims.Bound(1.0, 0.005, {"baseline": [1.0, 0.996, 1.0], "LN": [0.999, 1.0, 0.995]})
+    p = claims.part("LN minus baseline", _iv(-0.001, 0.002), -0.02, ">", bound=b)
+    assert p.verdict == "uninformative" and p.interval_verdict == "reproduced"
+    assert p.reason.startswith("all arms at the ceiling")
+    # one seed of one arm below the tolerance: the bound does not apply
+    b2 = claims.Bound(1.0, 0.005, {"baseline": [1.0, 0.994, 1.0], "LN": [1.0, 1.0, 1.0]})
+    p2 = claims.part("LN minus baseline", _iv(-0.001, 0.002), -0.02, ">", bound=b2)
+    assert p2.verdict == "reproduced" and p2.reason == "" and p2.interval_verdict is None
+    # the bound overrides a "not reproduced" too: at the ceiling nothing could pass either
+    p3 = claims.part("LN beats baseline by 5 points", _iv(-0.001, 0.001), 0.05, ">", bound=b)
+    assert p3.verdict == "uninformative" and p3.interval_verdict == "not reproduced"
+
+
+def test_floor_side_and_nonfinite_arm_values():
+    # training losses within 0.01 of 0 (their floor) on every finite seed of both arms;
+    # the NaN seed (diverged) is ignored
+    b = claims.Bound(0.0, 0.01, {"a": [0.001, 0.0, 0.009], "b": [0.0, 0.002, np.nan]}, "floor")
+    assert b.at_bound and b.reason().startswith("all arms at the floor")
+    p = claims.part("loss ratio", _iv(0.9, 1.1), 1.5, "<", bound=b)
+    assert p.verdict == "uninformative"
+    # an arm with no finite value is not at the bound (nothing shows it is)
+    assert not claims.Bound(0.0, 0.01, {"a": [0.0], "b": [np.nan]}, "floor").at_bound
+    assert not claims.Bound(0.0, 0.01, {"a": [0.0, 0.011]}, "floor").at_bound
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"value": 1.0, "tolerance": 0.005, "arms": {"a": [1.0]}, "side": "top"}, "side"),
+        ({"value": 1.0, "tolerance": -1.0, "arms": {"a": [1.0]}}, "tolerance"),
+        ({"value": float("nan"), "tolerance": 0.0, "arms": {"a": [1.0]}}, "value"),
+        ({"value": 1.0, "tolerance": 0.0, "arms": {}}, "arms"),
+        ({"value": 1.0, "tolerance": 0.0, "arms": {"a": []}}, "empty"),
+    ],
+)
+def test_bound_rejects_bad_arguments(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        claims.Bound(**kwargs)
+
+
+def test_no_loss_to_prevent_claim_level():
+    book = claims.ClaimBook("ch99_test", _params("default"))
+    # the baseline's drop straddles 0: not reproduced as a loss of plasticity
+    book.check("ch99.base_falls", "Baseline falls.", "Fig. 1", "drop", _iv(-0.01, 0.03), 0.0, ">")
+    keeps = book.check(
+        "ch99.keeps", "LN keeps.", "Fig. 1", "change", _iv(-0.01, 0.01), -0.02, ">",
+        baseline_loses="ch99.base_falls",
+    )  # fmt: skip
+    assert keeps.verdict == "uninformative"
+    assert keeps.reason.startswith("the baseline did not lose plasticity on this stream")
+    assert keeps.as_dict()["baseline_loses"] == {"ch99.base_falls": "inconclusive"}
+    # a reproduced baseline loss: the keeps claim is informative and keeps its verdict
+    book.check("ch99.base2", "Baseline falls.", "Fig. 1", "drop", _iv(0.1, 0.3), 0.0, ">")
+    keeps2 = book.check(
+        "ch99.keeps2", "LN keeps.", "Fig. 1", "change", _iv(-0.01, 0.01), -0.02, ">",
+        baseline_loses=book.claims[-1],
+    )  # fmt: skip
+    assert keeps2.verdict == "reproduced" and keeps2.reason == ""
+    # a failed keeps test stays not reproduced (it lost plasticity: informative)
+    fails = book.check(
+        "ch99.keeps3", "LN keeps.", "Fig. 1", "change", _iv(-0.3, -0.1), -0.02, ">",
+        baseline_loses="ch99.base_falls",
+    )  # fmt: skip
+    assert fails.verdict == "not reproduced"
+    with pytest.raises(ValueError, match="not a claim recorded earlier"):
+        book.check("ch99.x", "s", "f", "s", _iv(0, 1), 0, ">", baseline_loses="ch99.nope")
+
+
+def test_no_loss_to_prevent_part_level_per_stream():
+    # two streams: the baseline loses plasticity on the first only
+    lost = claims.part("baseline drop, stream A", _iv(0.1, 0.2), 0.0, ">")
+    kept = claims.part("baseline drop, stream B", _iv(-0.05, -0.01), 0.0, ">")
+    a = claims.part("LN change, stream A", _iv(-0.01, 0.0), -0.02, ">", baseline_loses=lost)
+    b = claims.part("LN change, stream B", _iv(-0.01, 0.0), -0.02, ">", baseline_loses=kept)
+    assert a.verdict == "reproduced" and b.verdict == "uninformative"
+    assert "baseline did not lose plasticity" in b.reason
+    book = claims.ClaimBook("ch99_test", _params("default"))
+    rec = book.check("ch99.keeps", "LN keeps on both.", "Fig. 6", parts=[a, b])
+    assert rec.verdict == "uninformative"  # one part uninformative, none not reproduced
+    assert "baseline did not lose plasticity" in rec.reason
+    with pytest.raises(ValueError, match="claim id can only be given to ClaimBook.check"):
+        claims.part("x", _iv(0, 1), 0, ">", baseline_loses="ch99.a")
+
+
+def test_chance_level_guard():
+    # issue 21 defect 4: learning_rate=10, every arm at chance, 0 [0, 0] > -0.02 "passed"
+    book = claims.ClaimBook("ch99_test", _params("default"))
+    at_chance = claims.FirstTask([0.1, 0.11, 0.09], chance=0.1)
+    assert at_chance.required == pytest.approx(0.55)  # half-way from chance to 1
+    rec = book.check(
+        "ch99.keeps", "LN keeps.", "Fig. 4", "change", claims.exact(0.0), -0.02, ">",
+        first_task=at_chance,
+    )  # fmt: skip
+    assert rec.verdict == "uninformative"
+    assert rec.reason.startswith("the first task was not learned well above chance")
+    learned = claims.FirstTask({"LN": [0.98, 0.97], "base": [0.99, 0.6]}, chance=0.1)
+    rec2 = book.check(
+        "ch99.keeps2", "LN keeps.", "Fig. 4", "change", claims.exact(0.0), -0.02, ">",
+        first_task=learned,
+    )  # fmt: skip
+    assert rec2.verdict == "reproduced"
+    # an explicit margin: 0.6 is not >= 0.1 + 0.6
+    strict = claims.FirstTask([0.98, 0.6], chance=0.1, margin=0.6)
+    assert not strict.learned
+    with pytest.raises(ValueError, match="chance"):
+        claims.FirstTask([0.5], chance=1.5)
+    with pytest.raises(ValueError, match="margin"):
+        claims.FirstTask([0.5], chance=0.1, margin=0.0)
+
+
+@pytest.mark.parametrize(
+    "low, high, expected",
+    [
+        (0.4, 0.6, "reproduced"),  # inside [0.35, 0.65]
+        (0.35, 0.65, "reproduced"),  # inclusive ends
+        (0.05, 0.2, "not reproduced"),  # entirely below ("nearly removes the spike")
+        (0.7, 0.9, "not reproduced"),  # entirely above
+        (0.3, 0.5, "inconclusive"),  # straddles the low end
+        (0.6, 0.8, "inconclusive"),  # straddles the high end
+        (0.2, 0.8, "inconclusive"),  # covers the band
+    ],
+)
+def test_band_is_two_sided(low, high, expected):
+    p = claims.band("spike ratio, reset / no reset", _iv(low, high), 0.35, 0.65)
+    assert p.verdict == expected and p.direction == "in"
+    assert p.as_dict()["threshold_high"] == 0.65
+
+
+def test_band_exact_values_and_bad_band():
+    assert claims.band("r", claims.exact(0.5), 0.35, 0.65).verdict == "reproduced"
+    assert claims.band("r", claims.exact(0.1), 0.35, 0.65).verdict == "not reproduced"
+    assert claims.band("r", claims.exact(float("nan")), 0.35, 0.65).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="low <= high"):
+        claims.band("r", claims.exact(0.5), 0.65, 0.35)
+    assert claims.format_threshold("in", 0.35, 0.65) == "in [0.35, 0.65]"
+
+
+@pytest.mark.parametrize(
+    "parts, expected",
+    [
+        (["reproduced", "uninformative"], "uninformative"),
+        (["inconclusive", "uninformative"], "uninformative"),
+        (["not reproduced", "uninformative"], "not reproduced"),
+        (["reproduced", "reproduced"], "reproduced"),
+        (["reproduced", "inconclusive"], "inconclusive"),
+    ],
+)
+def test_combination_with_uninformative(parts, expected):
+    assert claims.combine_verdicts(parts) == expected
+
+
+def test_claim_with_uninformative_and_not_reproduced_parts():
+    b = claims.Bound(1.0, 0.005, {"a": [1.0, 1.0], "b": [1.0, 1.0]})
+    book = claims.ClaimBook("ch99_test", _params("default"))
+    rec = book.check(
+        "ch99.mixed", "Two conditions.", "Fig. 6",
+        parts=[
+            claims.part("at ceiling", _iv(0.0, 0.0), -0.02, ">", bound=b),
+            claims.part("fails", _iv(-0.5, -0.1), 0.0, ">"),
+        ],
+    )  # fmt: skip
+    assert rec.verdict == "not reproduced"
+    with pytest.raises(ValueError, match="each part its own bound"):
+        book.check("ch99.y", "s", "f", parts=[claims.part("x", _iv(0, 1), 0, ">")], bound=b)
+
+
+def test_diverged_seeds_are_dropped_counted_and_saved(tmp_path):
+    # t_interval raises by default (as before) but drops and counts on request
+    vals = [0.2, np.nan, 0.3, np.inf, 0.25]
+    with pytest.raises(ValueError, match="drop_nonfinite"):
+        claims.t_interval(vals)
+    e = claims.t_interval(vals, drop_nonfinite=True)
+    ref = claims.t_interval([0.2, 0.3, 0.25])
+    assert (e.value, e.low, e.high, e.n, e.dropped) == (ref.value, ref.low, ref.high, 3, 2)
+    assert "2 dropped" in e.method
+    # fewer than 2 finite seeds: no interval, the verdict is inconclusive (not a pass)
+    one = claims.t_interval([np.nan, 0.5, np.nan], drop_nonfinite=True)
+    assert one.n == 1 and one.dropped == 2 and one.low is None and one.too_few_seeds
+    none = claims.t_interval([np.nan, np.nan], drop_nonfinite=True)
+    assert math.isnan(none.value) and none.n == 0
+    book = claims.ClaimBook("ch99_test", _params("default"))
+    rec = book.check("ch99.div", "A falls.", "Fig. 1", "drop", one, 0.0, ">")
+    assert rec.verdict == "inconclusive" and "fewer than 2 finite seeds" in rec.reason
+    book.check("ch99.ok", "B falls.", "Fig. 1", "drop", e, 0.0, ">")
+    assert book.note_diverged("baseline", np.array([False, True, False, True, False])) == 2
+    saved = json.loads(book.save(tmp_path).read_text())
+    assert saved["diverged_seeds"] == {"baseline": 2}
+    assert saved["claims"][0]["dropped_seeds"] == 2 and saved["claims"][1]["dropped_seeds"] == 2
+    assert saved["claims"][0]["parts"][0]["estimate"]["dropped"] == 2
+    # a single seed without any dropped keeps the old behaviour (point value decides)
+    assert claims.verdict_for(claims.t_interval([0.5]), 0.0, ">") == "reproduced"
+
+
+def test_bootstrap_and_finite_seeds_drop_paired_rows():
+    a = np.array([0.9, 0.8, np.nan, 0.7])
+    b = np.array([0.5, np.inf, 0.4, 0.3])
+    keep, dropped = claims.finite_seeds(a, b)
+    assert keep.tolist() == [True, False, False, True] and dropped == 2
+    e = claims.bootstrap_interval(
+        np.stack([a, b], 1), lambda s: s[:, 0].mean(), drop_nonfinite=True
+    )
+    assert e.dropped == 2 and e.n == 2 and e.value == pytest.approx(0.8)
+    few = claims.bootstrap_interval(
+        np.stack([a, b], 1)[1:3], lambda s: s[:, 0].mean(), drop_nonfinite=True
+    )
+    assert few.too_few_seeds and claims.verdict_for(few, 0, ">") == "inconclusive"
+    with pytest.raises(ValueError, match="same leading seed axis"):
+        claims.finite_seeds(a, b[:3])
+
+
+def test_smoke_keeps_reasons_and_evaluated_verdict():
+    book = claims.ClaimBook("ch99_test", _params("smoke"))
+    base = book.check("ch99.b", "Base falls.", "Fig. 1", "drop", _iv(0.1, 0.2), 0.0, ">")
+    assert base.verdict == "not evaluated (smoke)" and base.evaluated_verdict == "reproduced"
+    keeps = book.check(
+        "ch99.k", "LN keeps.", "Fig. 1", "c", _iv(0.0, 0.01), -0.02, ">", baseline_loses="ch99.b"
+    )
+    assert keeps.verdict == "not evaluated (smoke)" and keeps.evaluated_verdict == "reproduced"
+
+
+def test_table_html_has_claim_anchors_and_reasons():
+    book = claims.ClaimBook("ch99_test", _params("default"))
+    book.check("ch99.a", "A.", "Fig. 1", "drop", _iv(0.1, 0.2), 0.0, ">")
+    book.check(
+        "ch99.b", "B.", "Fig. 1", "acc change", _iv(0.0, 0.0), -0.02, ">",
+        bound=claims.Bound(1.0, 0.005, {"LN": [1.0, 1.0]}),
+    )  # fmt: skip
+    df = book.table()
+    html = df._repr_html_()
+    assert '<td id="claim-ch99-a">ch99.a</td>' in html
+    assert f'<td id="{claims.claim_anchor("ch99.b")}">ch99.b</td>' in html
+    assert list(df["reason"])[1].startswith("all arms at the ceiling")
+    assert claims.claim_anchor("ch3.adam_reset.halves") == "claim-ch3-adam_reset-halves"

@@ -137,7 +137,9 @@ def test_cached_load_does_not_import_tensorflow(mnist_env):
         "assert 'tensorflow' not in sys.modules and 'tensorflow_datasets' not in sys.modules\n"
         "print(time.time() - t)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy()
+    )
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.split()[-1]) < 10.0
 
@@ -160,7 +162,9 @@ def test_missing_files_fail_fast_without_network(empty_dirs, monkeypatch):
     TFDS download attempt, well within the 15 s budget."""
     names = data.expected_files("cifar10")
     monkeypatch.setattr(
-        data, "_url_infos", lambda name: [(f"http://plasticity-lib-test.invalid/{f}", f) for f in names]
+        data,
+        "_url_infos",
+        lambda name: [(f"http://plasticity-lib-test.invalid/{f}", f) for f in names],
     )
     start = time.monotonic()
     with pytest.raises(data.DataUnavailableError, match=data.DATA_DIR_ENV) as err:
@@ -183,6 +187,37 @@ def test_checksum_mismatch_is_reported(empty_dirs):
         (raw / fname).write_bytes(b"not mnist")
     with pytest.raises(data.DataUnavailableError, match="checksum"):
         data.load_dataset("mnist")
+
+
+def test_checksum_failure_is_never_hidden_by_the_fallback(empty_dirs):
+    """Issue 21 defect 5: a corrupted MNIST file at the smoke profile (allow_fallback)
+    fell back to the digits, the warning cut before the checksum error."""
+    raw = empty_dirs[0] / "mnist"
+    raw.mkdir()
+    for fname in MNIST_FILES:
+        (raw / fname).write_bytes(b"not mnist")
+    with pytest.raises(data.DataCorruptedError) as err:
+        data.load_dataset("mnist", allow_fallback=True)
+    msg = str(err.value)
+    assert isinstance(err.value, data.DataUnavailableError)
+    assert "checksum failure" in msg and "allow_fallback=True does not apply" in msg
+    bad = raw / "train-images-idx3-ubyte.gz"
+    want = dict(data._registered_checksums("mnist"))["train-images-idx3-ubyte.gz"]
+    assert f"{bad}: sha256 {data._file_sha256(bad)}, expected {want}" in msg
+
+
+def test_bad_cache_is_named_and_falls_back_when_allowed(empty_dirs, monkeypatch):
+    """A corrupted npz cache gave BadZipFile without its path, even with allow_fallback."""
+    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    path = data.data_locations("mnist")["cache"]
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(UserWarning, match=f"npz cache of 'mnist' is bad: cannot read {path}"):
+        ds = data.load_dataset("mnist", n=10, allow_fallback=True)
+    assert ds.source == "digits (scikit-learn fallback for mnist)" and not path.exists()
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(UserWarning, match=f"rm {path.parent}/mnist-"):
+        with pytest.raises(data.DataUnavailableError, match="the npz cache was bad"):
+            data.load_dataset("mnist", n=10)
 
 
 @pytest.mark.parametrize(
@@ -242,8 +277,131 @@ def test_cifar10_when_available(tmp_path, monkeypatch):
         ({"name": "mnist", "n": 2.5}, "n="),
         ({"name": "mnist", "center": "no"}, "center="),
         ({"name": "mnist", "center": 0}, "center="),
+        ({"name": "mnist", "n": 5, "seed": -1}, "seed=-1"),
+        ({"name": "mnist", "seed": 1.5}, "seed=1.5"),
+        ({"name": "mnist", "seed": True}, "seed=True"),
     ],
 )
 def test_bad_arguments(kwargs, word):
     with pytest.raises(ValueError, match=word):
         data.load_dataset(**kwargs)
+
+
+# ------------------------------------------- issue 21 defect 6: one dataset, its own files
+
+
+def _decode_idx_gz(path: Path) -> np.ndarray:
+    """Independent IDX reader (not the library's): gzip, 4-byte magic 0,0,8,ndim, the
+    big-endian int32 sizes, then uint8 data."""
+    import gzip
+
+    buf = gzip.decompress(path.read_bytes())
+    assert buf[:3] == b"\x00\x00\x08"
+    ndim = buf[3]
+    dims = [int.from_bytes(buf[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(buf[4 + 4 * ndim :], np.uint8).reshape(dims)
+
+
+def _sorted_pairs(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(image, label) pairs of a split as sorted byte rows (TFDS reorders examples)."""
+    rows = np.concatenate([x.reshape(len(x), -1), y.astype(np.uint8).reshape(-1, 1)], 1)
+    rows = np.ascontiguousarray(rows)
+    return np.sort(rows.view(np.dtype((np.void, rows.shape[1]))).ravel())
+
+
+def _matches_raw(name: str, ds: "data.Dataset", split_prefix: str) -> bool:
+    raw = _raw_root() / name
+    x = _decode_idx_gz(raw / f"{split_prefix}-images-idx3-ubyte.gz")
+    y = _decode_idx_gz(raw / f"{split_prefix}-labels-idx1-ubyte.gz")
+    u8 = np.round((ds.x + ds.pixel_mean) * 255).astype(np.uint8)[..., 0]
+    assert u8.shape == x.shape and ds.y.shape == y.shape
+    return bool(np.array_equal(_sorted_pairs(u8, ds.y), _sorted_pairs(x, y)))
+
+
+@pytest.fixture(scope="module")
+def two_datasets(mnist_dirs):
+    """MNIST, then Fashion-MNIST, prepared in ONE fresh TFDS data dir (as on a machine
+    where MNIST was prepared first): the order that gave MNIST's arrays to both. The
+    session's MNIST data dir is reused (MNIST is prepared there first, once)."""
+    raw, tfds_dir, cache = mnist_dirs
+    if not all((raw / "fashion_mnist" / f).is_file() for f in MNIST_FILES):
+        pytest.skip(f"Fashion-MNIST raw files not found in {raw / 'fashion_mnist'}")
+    mp = pytest.MonkeyPatch()
+    _point_at(mp, raw, tfds_dir, cache, offline=True)
+    try:
+        out = {
+            (name, split): data.load_dataset(name, split)
+            for name in ("mnist", "fashion_mnist")
+            for split in ("train", "test")
+        }
+    finally:
+        mp.undo()
+    return raw, tfds_dir, cache, out
+
+
+@pytest.mark.slow  # prepares Fashion-MNIST with TFDS (and MNIST, if no other test did)
+def test_fashion_mnist_is_not_mnist(two_datasets):
+    _, tfds_dir, _, ds = two_datasets
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        m, f = ds[("mnist", split)], ds[("fashion_mnist", split)]
+        assert f.source == "fashion_mnist (tfds, manual files)"
+        assert not np.array_equal(m.x, f.x) and not np.array_equal(m.pixel_mean, f.pixel_mean)
+        assert _matches_raw("mnist", m, prefix)
+        assert _matches_raw("fashion_mnist", f, prefix)
+    # each dataset extracted into its own folder
+    assert (tfds_dir / "downloads" / "mnist").is_dir()
+    assert (tfds_dir / "downloads" / "fashion_mnist").is_dir()
+
+
+def test_cache_is_keyed_by_source_files_and_digest_checked(two_datasets, tmp_path, monkeypatch):
+    raw, tfds_dir, cache, _ = two_datasets
+    _point_at(monkeypatch, raw, tfds_dir, cache, offline=True)
+    path = data.data_locations("fashion_mnist")["cache"]
+    assert path.is_file() and data.source_key("fashion_mnist") in path.name
+    assert data.source_key("mnist") != data.source_key("fashion_mnist")
+    # an explicitly set PLASTICITY_DATA_DIR with other files is never shadowed by the cache
+    other = tmp_path / "other"
+    (other / "mnist").mkdir(parents=True)
+    for fname in MNIST_FILES:
+        (other / "mnist" / fname).write_bytes(b"not mnist")
+    _point_at(monkeypatch, other, tmp_path / "tfds_other", cache, offline=True)
+    assert data.data_locations("mnist")["cache"] != path.with_name(path.name)
+    with pytest.raises(data.DataUnavailableError, match="checksum"):
+        data.load_dataset("mnist")
+    # a corrupted cache is reported with its path and rebuilt (from the TFDS copy)
+    _point_at(monkeypatch, raw, tfds_dir, cache, offline=True)
+    good = data.load_dataset("fashion_mnist", "test")
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(UserWarning, match=str(path.name)):
+        again = data.load_dataset("fashion_mnist", "test")
+    np.testing.assert_array_equal(again.x, good.x)
+    assert data._read_cache(path)["digest"].size == 1  # a valid cache again
+
+
+def test_a_tfds_copy_from_the_wrong_files_is_rebuilt(two_datasets, tmp_path, monkeypatch):
+    """A TFDS copy of fashion_mnist that holds MNIST's arrays (what the shared
+    extraction folder produced) is detected against the raw files, deleted and
+    prepared again."""
+    raw, tfds_dir, _, ds = two_datasets
+    _point_at(monkeypatch, raw, tfds_dir, tmp_path / "cache", offline=True)
+    real = data._tfds_arrays
+    stale = {"source": np.array("fashion_mnist (tfds, prepared data dir)")}
+    for split in ("train", "test"):  # MNIST's arrays, as the stale TFDS copy holds them
+        m = ds[("mnist", split)]
+        stale[f"x_{split}"] = np.round((m.x + m.pixel_mean) * 255).astype(np.uint8)
+        stale[f"y_{split}"] = np.asarray(m.y, np.int32)
+    calls = []
+
+    def stale_then_real(name):
+        calls.append(name)
+        return stale if len(calls) == 1 else real(name)
+
+    deleted = []  # record the deletions instead of re-preparing (saves a TFDS run)
+    monkeypatch.setattr(data.shutil, "rmtree", lambda p, **kw: deleted.append(Path(p)))
+    monkeypatch.setattr(data, "_tfds_arrays", stale_then_real)
+    with pytest.warns(UserWarning, match="does not match the raw files"):
+        f = data.load_dataset("fashion_mnist", "test")
+    assert calls == ["fashion_mnist", "fashion_mnist"]
+    assert deleted == [tfds_dir / "fashion_mnist", tfds_dir / "downloads" / "fashion_mnist"]
+    assert _matches_raw("fashion_mnist", f, "t10k")
+    np.testing.assert_array_equal(f.y, ds[("fashion_mnist", "test")].y)

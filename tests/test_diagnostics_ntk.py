@@ -151,12 +151,16 @@ def test_fast_multiaxis_conv_shared_and_jitted(data):
 def test_fast_on_library_network():
     models = pytest.importorskip("plasticity_lib.models")
     try:
-        net = models.make_network(models.ModelConfig(arch="mlp", depth=2, width=8, norm="layer", num_outputs=3))
+        net = models.make_network(
+            models.ModelConfig(arch="mlp", depth=2, width=8, norm="layer", num_outputs=3)
+        )
     except Exception as e:  # the models module is developed concurrently
         pytest.skip(f"models.make_network unavailable: {e}")
     x = jax.random.normal(jax.random.key(11), (5, 7))
     p = net.init(jax.random.key(12), x)
-    kf, kg = jax.jit(lambda p: [NTK.entk(net.apply, p, x, method=k) for k in ("fast", "generic")])(p)
+    kf, kg = jax.jit(lambda p: [NTK.entk(net.apply, p, x, method=k) for k in ("fast", "generic")])(
+        p
+    )
     np.testing.assert_allclose(kf, kg, rtol=1e-4, atol=1e-4 * float(jnp.abs(kg).max()))
 
 
@@ -215,14 +219,22 @@ def test_cosine_and_norm_summaries():
     k = j @ j.T
     c = np.asarray(NTK.gradient_cosine(jnp.asarray(k, jnp.float32)))
     norms = np.linalg.norm(j, axis=1)
-    np.testing.assert_allclose(c, (j / norms[:, None]) @ (j / norms[:, None]).T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        c, (j / norms[:, None]) @ (j / norms[:, None]).T, rtol=1e-4, atol=1e-5
+    )
     off = ~np.eye(10, dtype=bool)
-    assert float(NTK.mean_abs_offdiag_cosine(jnp.asarray(k, jnp.float32))) == pytest.approx(np.abs(c[off]).mean(), rel=1e-4)
-    assert float(NTK.grad_norm_cv(jnp.asarray(k, jnp.float32))) == pytest.approx(norms.std() / norms.mean(), rel=1e-4)
+    assert float(NTK.mean_abs_offdiag_cosine(jnp.asarray(k, jnp.float32))) == pytest.approx(
+        np.abs(c[off]).mean(), rel=1e-4
+    )
+    assert float(NTK.grad_norm_cv(jnp.asarray(k, jnp.float32))) == pytest.approx(
+        norms.std() / norms.mean(), rel=1e-4
+    )
     assert float(NTK.kernel_effective_rank(jnp.eye(10))) == pytest.approx(10.0, rel=1e-5)
     assert float(NTK.kernel_effective_rank(jnp.ones((10, 10)))) == pytest.approx(1.0, abs=1e-3)
     w = np.linalg.eigvalsh(k)
-    assert float(NTK.kernel_condition_number(jnp.asarray(k, jnp.float32))) == pytest.approx(w[-1] / w[0], rel=1e-2)
+    assert float(NTK.kernel_condition_number(jnp.asarray(k, jnp.float32))) == pytest.approx(
+        w[-1] / w[0], rel=1e-2
+    )
 
 
 def test_first_order_prediction(data):

@@ -13,11 +13,15 @@ def test_effective_rank_known_spectra():
     n = 16
     assert float(R.effective_rank(R.singular_values(jnp.eye(n)))) == pytest.approx(n, rel=1e-5)
     u = np.arange(1.0, 9.0)[:, None] * np.linspace(-1, 1, 5)[None, :]
-    assert float(R.effective_rank(R.singular_values(jnp.asarray(u, jnp.float32)))) == pytest.approx(1.0, abs=1e-3)
+    assert float(R.effective_rank(R.singular_values(jnp.asarray(u, jnp.float32)))) == pytest.approx(
+        1.0, abs=1e-3
+    )
     assert float(R.effective_rank(jnp.array([3.0, 3.0, 0.0, 0.0]))) == pytest.approx(2.0, rel=1e-5)
     s = np.array([4.0, 2.0, 1.0, 1.0])
     p = s / s.sum()
-    assert float(R.effective_rank(jnp.asarray(s))) == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-5)
+    assert float(R.effective_rank(jnp.asarray(s))) == pytest.approx(
+        np.exp(-(p * np.log(p)).sum()), rel=1e-5
+    )
     assert float(R.effective_rank(jnp.zeros(3))) == 0.0
 
 
@@ -60,10 +64,14 @@ def test_top_singular_direction_output():
     n, d, c = 128, 16, 3
     direction = rng.normal(size=d)
     direction /= np.linalg.norm(direction)
-    f = 50.0 * direction[None, :] * (1 + 0.01 * rng.normal(size=(n, 1))) + 0.1 * rng.normal(size=(n, d))
+    f = 50.0 * direction[None, :] * (1 + 0.01 * rng.normal(size=(n, 1))) + 0.1 * rng.normal(
+        size=(n, d)
+    )
     w = rng.normal(size=(d, c))
     b = np.array([0.1, -0.2, 0.3])
-    out = R.top_singular_direction_output(jnp.asarray(f, jnp.float32), jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32))
+    out = R.top_singular_direction_output(
+        jnp.asarray(f, jnp.float32), jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)
+    )
     _, s, vt = np.linalg.svd(f, full_matrices=False)
     ref = (f @ vt[0])[:, None] * vt[0][None, :] @ w
     np.testing.assert_allclose(out["per_input"], ref, rtol=1e-3, atol=1e-3)

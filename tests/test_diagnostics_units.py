@@ -71,9 +71,7 @@ def test_linearized_smooth():
     np.testing.assert_array_equal(U.saturated_units(z, "gelu", 0.1), [0, 0, 1, 0])
     # slope spread vs a NumPy derivative of tanh
     s = 1 - np.tanh(z) ** 2
-    np.testing.assert_allclose(
-        U.slope_spread(z, "tanh"), s.max(0) - s.min(0), rtol=1e-4, atol=1e-6
-    )
+    np.testing.assert_allclose(U.slope_spread(z, "tanh"), s.max(0) - s.min(0), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError):
         U.linearized_units(z, "nonexistent")
 
@@ -149,11 +147,21 @@ def test_preactivation_stats_quantile_inputs(layers):
     the moments still use every input; None / k >= batch is the default."""
     z, z0 = layers[0], layers[0] * 0.5 + 1.0
     full = U.preactivation_stats(z, z0, quantiles=(0.1, 0.5, 0.9))
-    sub = jax.jit(lambda a, b: U.preactivation_stats(a, b, (0.1, 0.5, 0.9), quantile_inputs=8))(z, z0)
+    sub = jax.jit(lambda a, b: U.preactivation_stats(a, b, (0.1, 0.5, 0.9), quantile_inputs=8))(
+        z, z0
+    )
     np.testing.assert_allclose(sub["quantiles"], np.quantile(z[:8], [0.1, 0.5, 0.9]), rtol=1e-5)
     w1 = np.abs(np.sort(z[:8].ravel()) - np.sort(z0[:8].ravel())).mean()
     np.testing.assert_allclose(sub["w1"], w1, rtol=1e-5)
-    for k in ("mean", "std", "unit_std", "unit_mean_std", "frac_positive", "mean_shift", "std_ratio"):
+    for k in (
+        "mean",
+        "std",
+        "unit_std",
+        "unit_mean_std",
+        "frac_positive",
+        "mean_shift",
+        "std_ratio",
+    ):
         np.testing.assert_allclose(sub[k], full[k], rtol=1e-6, err_msg=k)
     for k in (None, 32, 1000):  # the whole batch: identical to the default
         same = U.preactivation_stats(z, z0, (0.1, 0.5, 0.9), quantile_inputs=k)
@@ -163,10 +171,13 @@ def test_preactivation_stats_quantile_inputs(layers):
     z3 = z.reshape(4, 8, 10)
     np.testing.assert_allclose(
         U.preactivation_stats(z3, quantile_inputs=8)["quantiles"],
-        np.quantile(z[:8], [0.05, 0.25, 0.5, 0.75, 0.95]), rtol=1e-5,
+        np.quantile(z[:8], [0.05, 0.25, 0.5, 0.75, 0.95]),
+        rtol=1e-5,
     )
     per = U.preactivation_stats_per_layer(layers, quantile_inputs=4)
-    np.testing.assert_allclose(per["quantiles"][1], np.quantile(layers[1][:4], [0.05, 0.25, 0.5, 0.75, 0.95]), rtol=1e-5)
+    np.testing.assert_allclose(
+        per["quantiles"][1], np.quantile(layers[1][:4], [0.05, 0.25, 0.5, 0.75, 0.95]), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize(

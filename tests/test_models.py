@@ -50,7 +50,9 @@ def test_cnn_and_resnet_intermediates_shapes():
 
         return jax.eval_shape(f, x)
 
-    cnn = make_network(ModelConfig(arch="cnn", depth=2, channels=4, width=8, cnn_pool_every=1, num_outputs=3))
+    cnn = make_network(
+        ModelConfig(arch="cnn", depth=2, channels=4, width=8, cnn_pool_every=1, num_outputs=3)
+    )
     x = jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.float32)
     p, (out, inter) = shapes(cnn, x)
     assert out.shape == (2, 3)
@@ -118,7 +120,9 @@ def test_network_preacts_are_normalised(norm):
 
 
 def test_conv_layer_norm_is_over_hwc():
-    net = make_network(ModelConfig(arch="cnn", depth=1, channels=4, width=8, norm="layer", cnn_pool_every=0))
+    net = make_network(
+        ModelConfig(arch="cnn", depth=1, channels=4, width=8, norm="layer", cnn_pool_every=0)
+    )
     x = _x((3, 6, 6, 2), shift=1.0)
     _, inter = jax.jit(lambda x: net.apply_with_intermediates(net.init(KEY, x), x))(x)
     z = np.asarray(inter.preacts[0])  # (3, 6*6*4)
@@ -154,7 +158,9 @@ def test_im2col_matches_lax_conv_function_and_gradients():
 
 def test_dense_entk_route_matches_jacobian():
     """d f / d W_k = dense_inputs[k] (outer) d f / d z_k, z_k perturbed via ``perturbations``."""
-    net = make_network(ModelConfig(depth=2, width=6, num_outputs=3, norm="layer", activation="tanh"))
+    net = make_network(
+        ModelConfig(depth=2, width=6, num_outputs=3, norm="layer", activation="tanh")
+    )
     x = _x((1, 4))
     params = jax.jit(net.init)(KEY, x)
 
@@ -162,7 +168,9 @@ def test_dense_entk_route_matches_jacobian():
     def pieces(params):
         _, inter = net.apply_with_intermediates(params, x)
         eps = tuple(jnp.zeros((1, params[n]["kernel"].shape[1])) for n in net.dense_names)
-        delta = jax.jacrev(lambda e: net.apply_with_intermediates(params, x, e)[0][0])(eps)  # (3, 1, fan_out)
+        delta = jax.jacrev(lambda e: net.apply_with_intermediates(params, x, e)[0][0])(
+            eps
+        )  # (3, 1, fan_out)
         jac = jax.jacrev(lambda p: net.apply(p, x)[0])(params)
         return inter, delta, jac
 
@@ -173,7 +181,9 @@ def test_dense_entk_route_matches_jacobian():
 
 
 def test_unit_layers_for_redo():
-    net = make_network(ModelConfig(arch="cnn", depth=1, channels=4, width=8, cnn_dense_layers=1, norm="layer"))
+    net = make_network(
+        ModelConfig(arch="cnn", depth=1, channels=4, width=8, cnn_dense_layers=1, norm="layer")
+    )
     p = jax.eval_shape(net.init, KEY, jax.ShapeDtypeStruct((1, 4, 4, 1), jnp.float32))
     layers = net.unit_layers(p)
     assert [l.name for l in layers] == ["Conv_0", "Dense_0"]

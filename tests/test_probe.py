@@ -86,7 +86,9 @@ def test_sgd_probe_on_linear_model_matches_hand_computation():
     x, w0, apply = _linear_problem()
     key, steps, lr = jax.random.key(5), 25, 0.05
     final, curve = jax.jit(
-        lambda w: P.plasticity_probe(apply, w, x, key, steps=steps, lr=lr, optimizer="sgd", return_curve=True)
+        lambda w: P.plasticity_probe(
+            apply, w, x, key, steps=steps, lr=lr, optimizer="sgd", return_curve=True
+        )
     )(w0)
     k_eta, _ = jax.random.split(key)
     eta = np.asarray(P.probe_perturbation(x, 3, k_eta), np.float64)
@@ -104,7 +106,9 @@ def test_sgd_probe_on_linear_model_matches_hand_computation():
     # the same optimizer given as an optax transformation: identical numbers
     import optax
 
-    final2 = jax.jit(lambda w: P.plasticity_probe(apply, w, x, key, steps=steps, optimizer=optax.sgd(lr)))(w0)
+    final2 = jax.jit(
+        lambda w: P.plasticity_probe(apply, w, x, key, steps=steps, optimizer=optax.sgd(lr))
+    )(w0)
     assert float(final2) == float(final)
 
 
@@ -114,7 +118,11 @@ def test_default_optimizer_is_adam_and_unchanged():
     x, w0, apply = _linear_problem()
     key = jax.random.key(6)
     run = lambda **kw: np.asarray(  # noqa: E731
-        jax.jit(lambda w: P.plasticity_probe(apply, w, x, key, steps=30, lr=1e-2, return_curve=True, **kw))(w0)[1]
+        jax.jit(
+            lambda w: P.plasticity_probe(
+                apply, w, x, key, steps=30, lr=1e-2, return_curve=True, **kw
+            )
+        )(w0)[1]
     )
     default = run()
     np.testing.assert_array_equal(default, run(optimizer="adam"))
@@ -123,7 +131,9 @@ def test_default_optimizer_is_adam_and_unchanged():
     # through probe_vmapped / probe_ratio too
     stacked = jnp.stack([w0, 2 * w0])
     a = P.probe_vmapped(apply, stacked, x, key, steps=30, lr=1e-2, optimizer="sgd")
-    b = jax.vmap(lambda w: P.plasticity_probe(apply, w, x, key, steps=30, lr=1e-2, optimizer="sgd"))(stacked)
+    b = jax.vmap(
+        lambda w: P.plasticity_probe(apply, w, x, key, steps=30, lr=1e-2, optimizer="sgd")
+    )(stacked)
     np.testing.assert_array_equal(a, b)
     r = P.probe_ratio(apply, w0, 2 * w0, x, key, steps=30, lr=1e-2, optimizer="sgd")
     assert float(r) == pytest.approx(float(a[0] / a[1]), rel=1e-6)

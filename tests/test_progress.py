@@ -1,11 +1,16 @@
-"""The shared progress bar: a tqdm text bar when enabled, a silent stand-in otherwise."""
+"""The shared progress bar: a tqdm text bar when enabled, silent (tqdm's disable=) otherwise."""
 
-from plasticity_lib.progress import NullBar, progress_bar
+from plasticity_lib import runner
+from plasticity_lib.progress import progress_bar
+
+
+def test_progress_alias_is_the_runner_bar():
+    assert progress_bar is runner.progress_bar
 
 
 def test_disabled_bar_is_silent(capsys):
     bar = progress_bar(10, desc="x", unit="step", enabled=False)
-    assert isinstance(bar, NullBar)
+    assert bar.disable
     bar.update(3)
     bar.set_postfix(loss="1.0")
     bar.close()

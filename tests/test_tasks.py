@@ -15,7 +15,11 @@ def _unique_images(n=N, shape=(4, 4, 3)):
     """x[i] holds distinct values, so any non-identity permutation changes it and the
     permutation can be read back from the values."""
     d = int(np.prod(shape))
-    return (np.arange(n)[:, None] * 1000 + np.arange(d)[None, :]).reshape((n, *shape)).astype(np.float32)
+    return (
+        (np.arange(n)[:, None] * 1000 + np.arange(d)[None, :])
+        .reshape((n, *shape))
+        .astype(np.float32)
+    )
 
 
 def _labels(n=N, seed=0):
@@ -121,12 +125,16 @@ def test_permuted_pixels_is_one_permutation_per_task():
 
 
 def _changed_rows(task_x, base_x):
-    return np.any(np.asarray(task_x).reshape(len(base_x), -1) != base_x.reshape(len(base_x), -1), axis=1)
+    return np.any(
+        np.asarray(task_x).reshape(len(base_x), -1) != base_x.reshape(len(base_x), -1), axis=1
+    )
 
 
 def test_composite_reuses_the_same_subset():
     x, y = _unique_images(), _labels()
-    s = T.mode_stream("permuted_pixels", x, y, C, "composite", 0.5, subset_key=jax.random.PRNGKey(3))
+    s = T.mode_stream(
+        "permuted_pixels", x, y, C, "composite", 0.5, subset_key=jax.random.PRNGKey(3)
+    )
     tasks = _run_eagerly(s, KEY, 4)
     changed = [_changed_rows(tx, x) for tx in tasks.x]
     assert changed[0].sum() == N // 2
@@ -134,7 +142,9 @@ def test_composite_reuses_the_same_subset():
         np.testing.assert_array_equal(c, changed[0])
     expected = np.asarray(T.random_subset_mask(jax.random.PRNGKey(3), N, N // 2))
     np.testing.assert_array_equal(changed[0], expected)
-    other = T.mode_stream("permuted_pixels", x, y, C, "composite", 0.5, subset_key=jax.random.PRNGKey(4))
+    other = T.mode_stream(
+        "permuted_pixels", x, y, C, "composite", 0.5, subset_key=jax.random.PRNGKey(4)
+    )
     assert not np.array_equal(_changed_rows(other.init(KEY).x, x), changed[0])
 
 
@@ -150,7 +160,9 @@ def test_continual_changes_the_requested_fraction(fraction):
     # Labels under continual random relabelling: exactly fraction * N fresh draws.
     s2 = T.mode_stream("random_labels", x, y, C, "continual", fraction)
     sentinel = T.Task(prev.x, jnp.full((N,), -1, jnp.int32), prev.mask)
-    assert (np.asarray(s2.next(jax.random.PRNGKey(5), 1, sentinel).y) != -1).sum() == int(round(fraction * N))
+    assert (np.asarray(s2.next(jax.random.PRNGKey(5), 1, sentinel).y) != -1).sum() == int(
+        round(fraction * N)
+    )
     if fraction < 1:  # and the chosen subset differs between tasks (unlike composite)
         newer = s.next(jax.random.PRNGKey(6), jnp.int32(2), new)
         assert not np.array_equal(_changed_rows(newer.x, np.asarray(new.x)), moved)
@@ -207,7 +219,9 @@ def test_streams_jit_vmap_scan_and_determinism():
                 # programs only the distribution is comparable (documented).
                 assert abs(float(a[1].mean()) - float(b.mean())) < 0.2
                 continue
-            np.testing.assert_allclose(np.asarray(a[1]), np.asarray(b), rtol=1e-6, atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(
+                np.asarray(a[1]), np.asarray(b), rtol=1e-6, atol=1e-6, err_msg=name
+            )
 
 
 def test_label_streams_do_not_capture_inputs_in_next():
@@ -229,7 +243,9 @@ def test_random_mlp_matches_numpy_forward_pass():
         h = h @ np.asarray(w, np.float64) + np.asarray(b, np.float64)
         if i < len(params) - 1:
             h = np.maximum(h, 0)
-    np.testing.assert_allclose(np.asarray(T.random_mlp_apply(params, x)), h[:, 0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(T.random_mlp_apply(params, x)), h[:, 0], rtol=1e-4, atol=1e-5
+    )
     w1 = np.asarray(params[0][0])
     assert abs(w1.std() - np.sqrt(2 / 6)) < 0.25 * np.sqrt(2 / 6)  # He init
 
@@ -272,7 +288,9 @@ def test_regression_stream_stationary_and_resampled():
 def test_drifting_targets():
     y = jnp.arange(6.0).reshape(3, 2)
     for t in (0, 7, 100):
-        np.testing.assert_allclose(T.drifting_targets(y, t), np.asarray(y) + np.sin(t / 20), rtol=1e-6)
+        np.testing.assert_allclose(
+            T.drifting_targets(y, t), np.asarray(y) + np.sin(t / 20), rtol=1e-6
+        )
     traced = jax.jit(T.drifting_targets)(y, jnp.int32(31))
     np.testing.assert_allclose(traced, np.asarray(y) + np.sin(31 / 20), rtol=1e-6)
 
@@ -301,16 +319,34 @@ def test_bandit_transition():
 @pytest.mark.parametrize(
     "call, word",
     [
-        (lambda: T.mode_stream("random_labels", np.zeros((4, 2)), np.zeros(4, int), C, "sometimes"), "mode"),
-        (lambda: T.mode_stream("random_labels", np.zeros((4, 2)), np.zeros(4, int), C, "continual", 1.5), "fraction"),
+        (
+            lambda: T.mode_stream(
+                "random_labels", np.zeros((4, 2)), np.zeros(4, int), C, "sometimes"
+            ),
+            "mode",
+        ),
+        (
+            lambda: T.mode_stream(
+                "random_labels", np.zeros((4, 2)), np.zeros(4, int), C, "continual", 1.5
+            ),
+            "fraction",
+        ),
         (lambda: T.mode_stream("shuffle", np.zeros((4, 2)), np.zeros(4, int), C), "base_transform"),
         (lambda: T.relabel_fraction(np.zeros((4, 2)), C, -0.1), "eps"),
         (lambda: T.random_labels(np.zeros((4, 2)), 0), "num_classes"),
         (lambda: T.permuted_classes(np.zeros((4, 2)), np.array([0, 1, 2, 10]), C), "num_classes"),
         (lambda: T.permuted_classes(np.zeros((4, 2)), np.zeros(3, int), C), "y"),
         (lambda: T.regression_stream(np.zeros((4, 2)), next_offset=0.0), "next_offset"),
-        (lambda: T.mode_stream("random_labels", np.zeros((4, 2)), np.zeros(4, int), C, subset_key=KEY), "subset_key"),
-        (lambda: T.bandit_transition(KEY, np.zeros((4, 2)), np.zeros(4, int), C, batch_size=0), "batch_size"),
+        (
+            lambda: T.mode_stream(
+                "random_labels", np.zeros((4, 2)), np.zeros(4, int), C, subset_key=KEY
+            ),
+            "subset_key",
+        ),
+        (
+            lambda: T.bandit_transition(KEY, np.zeros((4, 2)), np.zeros(4, int), C, batch_size=0),
+            "batch_size",
+        ),
     ],
 )
 def test_bad_parameters_raise_named_value_errors(call, word):

@@ -7,10 +7,15 @@ of numpy arrays.
 
 How data is found (in this order; see :func:`data_locations`):
 
-1. **npz cache** ``$PLASTICITY_CACHE_DIR/<name>-v1.npz`` (default
+1. **npz cache** ``$PLASTICITY_CACHE_DIR/<name>-v2-<key>.npz`` (default
    ``~/.cache/plasticity_lib``): the raw uint8 images, int32 labels and the
-   per-pixel training mean, written after the first successful preparation. A cache
-   hit imports neither TensorFlow nor TFDS.
+   per-pixel training mean, written after the first successful preparation. ``<key>``
+   is a digest of the SHA-256 checksums of the raw files in
+   ``$PLASTICITY_DATA_DIR/<name>/`` (of the checksums TFDS registers for the dataset
+   when those files are absent), so a cache built from other files can never shadow an
+   explicitly set ``PLASTICITY_DATA_DIR``. The cache also stores a SHA-256 digest of its
+   arrays, verified when it is read; a cache that cannot be read or fails the check is
+   reported (its path) and rebuilt. A cache hit imports neither TensorFlow nor TFDS.
 2. **TFDS data dir** ``$PLASTICITY_TFDS_DIR`` (default ``~/tensorflow_datasets``): a
    dataset TFDS already prepared there (``builder.is_prepared()``) is read as is.
 3. **Raw files** in ``$PLASTICITY_DATA_DIR/<name>/``: the official distribution files,
@@ -23,7 +28,15 @@ How data is found (in this order; see :func:`data_locations`):
    SHA-256 and validates them against the checksums TFDS ships in
    ``tensorflow_datasets/url_checksums/<name>.txt`` (a mismatch raises
    ``NonMatchingChecksumError``, turned into :class:`DataUnavailableError` here),
-   then extracts and prepares the dataset into the TFDS data dir.
+   then extracts and prepares the dataset into the TFDS data dir. Each dataset gets
+   its own download/extraction folder ``<TFDS data dir>/downloads/<name>/``: TFDS keys
+   its extraction cache by file name for manual files, and MNIST and Fashion-MNIST
+   share their four file names, so with one shared folder the second dataset
+   prepared silently got the first one's arrays (issue 21, defect 6).
+   For the IDX datasets (MNIST, Fashion-MNIST) the arrays TFDS returns are checked
+   against the raw files, decoded independently with numpy (an order-independent
+   digest of the (image, label) pairs of each split); a TFDS copy that does not match
+   (e.g. one prepared from the wrong files) is deleted and prepared again.
 4. **Network download** by TFDS, only when step 3's files are missing *and* an HTTP
    HEAD request to the dataset's first registered URL succeeds within ~3 s (set
    ``PLASTICITY_OFFLINE=1`` to skip the network entirely). The download runs with
@@ -32,6 +45,9 @@ How data is found (in this order; see :func:`data_locations`):
 5. Otherwise :class:`DataUnavailableError` at once, naming the dataset, the exact
    files expected and ``PLASTICITY_DATA_DIR`` -- or, with ``allow_fallback=True``,
    scikit-learn's bundled 8x8 digits resized to the requested shape (smoke runs).
+   Raw files that are present but wrong (checksum mismatch, undecodable) raise
+   :class:`DataCorruptedError`, naming each bad file with its SHA-256 and the expected
+   one, even with ``allow_fallback=True``: the fallback never hides a checksum error.
 
 Preprocessing: pixels are scaled to [0, 1] and then **centred per feature**: the
 per-pixel (and per-channel) mean of the full *training* split is subtracted from
@@ -47,27 +63,37 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
+import hashlib
 import importlib.util
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import urllib.error
 import urllib.request
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "DATASETS",
+    "DataCorruptedError",
     "DataUnavailableError",
     "Dataset",
     "data_locations",
+    "decode_idx",
     "expected_files",
     "load_dataset",
+    "pairs_digest",
+    "raw_file_digests",
     "resolve_cache_dir",
     "resolve_data_dir",
     "resolve_tfds_dir",
+    "source_key",
 ]
 
 _log = logging.getLogger(__name__)
@@ -86,13 +112,19 @@ TFDS_DIR_ENV = "PLASTICITY_TFDS_DIR"
 CACHE_DIR_ENV = "PLASTICITY_CACHE_DIR"
 OFFLINE_ENV = "PLASTICITY_OFFLINE"
 
-_CACHE_VERSION = "v1"  # bump when the cached arrays change meaning
+_CACHE_VERSION = "v2"  # bump when the cached arrays change meaning (v1: not keyed)
 _REACH_TIMEOUT_S = 3.0
 _DOWNLOAD_RETRIES = 2  # TFDS default is 10 with exponential back-off (~205 s)
 
 
 class DataUnavailableError(RuntimeError):
     """No copy of a dataset could be found locally or downloaded."""
+
+
+class DataCorruptedError(DataUnavailableError):
+    """The raw files of a dataset are present but wrong (a checksum mismatch, a file
+    that cannot be decoded, arrays that do not match the files). Never hidden by
+    ``allow_fallback``: the fallback stands in for *missing* data only."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -203,15 +235,130 @@ def expected_files(name: str) -> list[str]:
     return [fname for _, fname in _url_infos(name)]
 
 
-def data_locations(name: str) -> dict[str, Path]:
-    """Where ``load_dataset(name)`` looks: ``cache`` (npz), ``tfds`` (data dir),
-    ``raw`` (manual files folder)."""
+def _registered_checksums(name: str) -> list[tuple[str, str]]:
+    """``[(file name, sha256), ...]`` TFDS registers for ``name`` (read as text)."""
+    spec = importlib.util.find_spec("tensorflow_datasets")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    path = Path(list(spec.submodule_search_locations)[0]) / "url_checksums" / f"{name}.txt"
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and not line.startswith("#"):
+            fname = parts[3] if len(parts) > 3 else parts[0].rsplit("/", 1)[-1]
+            out.append((fname, parts[2]))
+    return out
+
+
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of a file, memoised per process by (path, size, mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        _SHA_MEMO[key] = h.hexdigest()
+    return _SHA_MEMO[key]
+
+
+def source_key(name: str) -> str:
+    """16 hex digits identifying the source files of ``name``: a digest of the SHA-256
+    of every expected file in ``$PLASTICITY_DATA_DIR/<name>/`` when all are present,
+    else of the checksums TFDS registers for the dataset (what a download or an
+    already prepared TFDS copy is verified against). Keys the npz cache."""
     _check_name(name)
+    raw = resolve_data_dir() / name
+    files = expected_files(name)
+    if files and all((raw / f).is_file() for f in files):
+        pairs = [(f, _file_sha256(raw / f)) for f in sorted(files)]
+    else:
+        pairs = sorted(_registered_checksums(name))
+    h = hashlib.sha256(name.encode())
+    for fname, digest in pairs:
+        h.update(f"{fname}:{digest};".encode())
+    return h.hexdigest()[:16]
+
+
+def data_locations(name: str) -> dict[str, Path]:
+    """Where ``load_dataset(name)`` looks: ``cache`` (npz, keyed by
+    :func:`source_key`), ``tfds`` (data dir), ``raw`` (manual files folder) and
+    ``downloads`` (this dataset's own TFDS download/extraction folder)."""
+    _check_name(name)
+    tfds_dir = resolve_tfds_dir()
     return {
-        "cache": resolve_cache_dir() / f"{name}-{_CACHE_VERSION}.npz",
-        "tfds": resolve_tfds_dir(),
+        "cache": resolve_cache_dir() / f"{name}-{_CACHE_VERSION}-{source_key(name)}.npz",
+        "tfds": tfds_dir,
         "raw": resolve_data_dir() / name,
+        "downloads": tfds_dir / "downloads" / name,
     }
+
+
+# ------------------------------------------------------- digests and raw-file checks
+
+#: Datasets whose raw files this module decodes itself (gzip IDX), to check TFDS's
+#: arrays against: split -> (images file, labels file).
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+IDX_DATASETS = ("mnist", "fashion_mnist")
+
+
+def decode_idx(path: str | os.PathLike) -> np.ndarray:
+    """Decode a (gzip-compressed) IDX file: magic ``0x00 0x00 0x08 ndim`` (uint8 data),
+    then ``ndim`` big-endian int32 sizes, then the data. Returns a uint8 array."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        buf = f.read()
+    if len(buf) < 4 or buf[0] != 0 or buf[1] != 0 or buf[2] != 0x08:
+        raise ValueError(f"{path}: not a uint8 IDX file (magic {buf[:4]!r})")
+    ndim = buf[3]
+    dims = np.frombuffer(buf, ">i4", count=ndim, offset=4).astype(np.int64)
+    data = np.frombuffer(buf, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: IDX header says {tuple(dims)} but holds {data.size} bytes")
+    return data.reshape(tuple(int(d) for d in dims))
+
+
+def pairs_digest(x: np.ndarray, y: np.ndarray) -> str:
+    """Order-independent SHA-256 of the (image, label) pairs of one split: each example
+    becomes the bytes of its uint8 image followed by its label as little-endian int32;
+    the examples are sorted bytewise and hashed. Equal for two copies of a split that
+    hold the same examples in any order (TFDS shuffles the files' order)."""
+    x = np.asarray(x, dtype=np.uint8).reshape(len(x), -1)
+    y = np.asarray(y).astype("<i4").view(np.uint8).reshape(len(x), 4)
+    rows = np.ascontiguousarray(np.concatenate([x, y], axis=1))
+    rows = np.sort(rows.view(np.dtype((np.void, rows.shape[1]))).ravel())
+    return hashlib.sha256(rows.tobytes()).hexdigest()
+
+
+def _arrays_digest(raw: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the cached arrays, in order (dtype, shape and bytes of each)."""
+    h = hashlib.sha256()
+    for key in ("x_train", "y_train", "x_test", "y_test", "pixel_mean"):
+        a = np.ascontiguousarray(raw[key])
+        h.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def raw_file_digests(name: str) -> dict[str, str] | None:
+    """``{split: pairs_digest}`` of the raw IDX files of ``name`` decoded here, or None
+    when ``name`` is not an IDX dataset or its files are not all present."""
+    raw = resolve_data_dir() / name
+    if name not in IDX_DATASETS or not all(
+        (raw / f).is_file() for pair in IDX_FILES.values() for f in pair
+    ):
+        return None
+    out = {}
+    for split, (images, labels) in IDX_FILES.items():
+        out[split] = pairs_digest(decode_idx(raw / images), decode_idx(raw / labels))
+    return out
 
 
 # ----------------------------------------------------------------- TFDS preparation
@@ -242,7 +389,7 @@ def _url_reachable(url: str, timeout: float = _REACH_TIMEOUT_S) -> bool:
     return bool(result and result[0])
 
 
-def _unavailable_message(name: str, reason: str) -> str:
+def _unavailable_message(name: str, reason: str, corrupted: bool = False) -> str:
     loc = data_locations(name)
     files = expected_files(name)
     raw = loc["raw"]
@@ -256,8 +403,14 @@ def _unavailable_message(name: str, reason: str) -> str:
         f"them (now {DATA_DIR_ENV}={os.environ.get(DATA_DIR_ENV, '<unset>')}).\n"
         f"  Also looked in: npz cache {loc['cache']} ({CACHE_DIR_ENV}), TFDS data dir "
         f"{loc['tfds']} ({TFDS_DIR_ENV}).\n"
-        f"  For smoke runs, load_dataset(..., allow_fallback=True) uses scikit-learn's "
-        f"digits instead."
+        + (
+            f"  allow_fallback=True does not apply: the files in {raw}/ are present but "
+            f"wrong. Replace them with the official files (or remove that folder to let a "
+            f"smoke run fall back to scikit-learn's digits)."
+            if corrupted
+            else "  For smoke runs, load_dataset(..., allow_fallback=True) uses scikit-learn's "
+            "digits instead."
+        )
     )
 
 
@@ -275,7 +428,59 @@ def _few_download_retries():
 
 
 def _prepare_with_tfds(name: str) -> dict[str, np.ndarray]:
-    """Read ``name`` with TFDS, preparing it first (manual files or download).
+    """Read ``name`` with TFDS (:func:`_tfds_arrays`) and, for the IDX datasets whose
+    raw files are present, check the arrays against the raw files decoded here
+    (:func:`raw_file_digests`). A TFDS copy that does not match (prepared from other
+    files, e.g. MNIST's under Fashion-MNIST's name) is deleted, with this dataset's
+    download/extraction folder, and prepared again from the raw files; if it still does
+    not match, :class:`DataUnavailableError`.
+
+    Returns the dict of :func:`_tfds_arrays` plus ``pairs_train``/``pairs_test`` (the
+    :func:`pairs_digest` of each split) when the check ran.
+    """
+    out = _tfds_arrays(name)  # first: TFDS verifies the raw files' checksums
+    try:
+        expected = raw_file_digests(name)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataCorruptedError(
+            _unavailable_message(name, f"a raw file cannot be decoded ({err}).", corrupted=True)
+        ) from err
+    if expected is None:
+        return out
+
+    def digests(arrays):
+        return {sp: pairs_digest(arrays[f"x_{sp}"], arrays[f"y_{sp}"]) for sp in SPLITS}
+
+    got = digests(out)
+    if got != expected:
+        loc = data_locations(name)
+        warnings.warn(
+            f"plasticity_lib.data: the TFDS copy of {name!r} in {loc['tfds'] / name} does not "
+            f"match the raw files in {loc['raw']} (it was prepared from other files); "
+            "deleting it and preparing it again from the raw files.",
+            stacklevel=3,
+        )
+        shutil.rmtree(loc["tfds"] / name, ignore_errors=True)
+        shutil.rmtree(loc["downloads"], ignore_errors=True)
+        out = _tfds_arrays(name)
+        got = digests(out)
+        if got != expected:
+            raise DataCorruptedError(
+                _unavailable_message(
+                    name,
+                    "the arrays TFDS prepared do not match the raw IDX files decoded "
+                    f"independently (even after preparing again into {loc['tfds']}).",
+                    corrupted=True,
+                )
+            )
+    for sp in SPLITS:
+        out[f"pairs_{sp}"] = np.array(got[sp])
+    return out
+
+
+def _tfds_arrays(name: str) -> dict[str, np.ndarray]:
+    """Read ``name`` with TFDS, preparing it first (manual files or download) into the
+    TFDS data dir, with this dataset's own download/extraction folder.
 
     Returns a dict with uint8 ``x_train``/``x_test``, int32 ``y_train``/``y_test``
     and ``source``. Raises :class:`DataUnavailableError` quickly when no copy exists;
@@ -318,11 +523,11 @@ def _prepare_with_tfds(name: str) -> dict[str, np.ndarray]:
         try:
             with _few_download_retries():
                 builder.download_and_prepare(
-                    download_dir=str(loc["tfds"] / "downloads"), download_config=config
+                    download_dir=str(loc["downloads"]), download_config=config
                 )
         except NonMatchingChecksumError as err:
-            raise DataUnavailableError(
-                _unavailable_message(name, f"a file failed TFDS's checksum check:\n{err}")
+            raise DataCorruptedError(
+                _unavailable_message(name, _checksum_reason(name, raw, err), corrupted=True)
             ) from err
         except Exception as err:
             if how != "downloaded":
@@ -341,6 +546,20 @@ def _prepare_with_tfds(name: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _checksum_reason(name: str, raw: Path, err: Exception) -> str:
+    """One line per raw file of ``name`` whose SHA-256 is not the one TFDS registers,
+    then TFDS's own message."""
+    bad = []
+    for fname, want in _registered_checksums(name):
+        path = raw / fname
+        if path.is_file():
+            got = _file_sha256(path)
+            if got != want:
+                bad.append(f"    {path}: sha256 {got}, expected {want}\n")
+    head = "checksum failure (TFDS verifies the raw files):\n" + "".join(bad)
+    return head + "  TFDS: " + str(err).strip().replace("\n", "\n  ")
+
+
 def _tfds_builder(name: str):
     """``tfds.builder(name)`` on the TFDS data dir (imports TFDS; TF stays quiet)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF gets imported
@@ -356,14 +575,62 @@ def _tfds_builder(name: str):
 # ------------------------------------------------------------------------ raw arrays
 
 
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an npz cache, after checking them against the digest stored with
+    them; raises ``ValueError`` (naming ``path``) when it cannot be read or fails."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            raw = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"cannot read {path} ({type(err).__name__}: {err})") from err
+    if "digest" not in raw or any(k not in raw for k in ("x_train", "x_test", "pixel_mean")):
+        raise ValueError(f"{path} lacks the arrays or digest of a {_CACHE_VERSION} cache")
+    if _arrays_digest(raw) != str(raw["digest"]):
+        raise ValueError(f"{path}: its arrays do not match the digest stored with them")
+    return raw
+
+
 def _load_raw(name: str) -> dict[str, np.ndarray]:
-    """Raw arrays plus ``pixel_mean`` and ``source``: from the npz cache, else TFDS."""
-    path = data_locations(name)["cache"]
+    """Raw arrays plus ``pixel_mean`` and ``source``: from the npz cache (keyed by the
+    source files' checksums, digest-checked), else TFDS. A cache that fails its check
+    is reported with its path, deleted and rebuilt."""
+    loc = data_locations(name)
+    path = loc["cache"]
+    bad_cache = ""
     if path.is_file():
-        with np.load(path) as f:
-            return {k: f[k] for k in f.files}
-    raw = _prepare_with_tfds(name)
+        try:
+            return _read_cache(path)
+        except ValueError as err:
+            bad_cache = str(err)
+            warnings.warn(
+                f"plasticity_lib.data: npz cache of {name!r} is bad: {err}; deleting it and "
+                f"preparing the dataset again (clear every cache by hand with: rm "
+                f"{path.parent}/{name}-*.npz).",
+                stacklevel=3,
+            )
+            with contextlib.suppress(OSError):  # e.g. a read-only cache folder
+                path.unlink(missing_ok=True)
+    try:
+        raw = _prepare_with_tfds(name)
+    except DataUnavailableError as err:
+        if bad_cache:
+            raise type(err)(f"{err}\n  (the npz cache was bad: {bad_cache})") from err
+        raise
     raw["pixel_mean"] = raw["x_train"].mean(axis=0, dtype=np.float64).astype(np.float32) / 255.0
+    raw["source_key"] = np.array(source_key(name))
+    raw["digest"] = np.array(_arrays_digest(raw))
+    try:
+        _write_cache(path, raw)
+    except OSError as err:  # the data is good; only the cache is lost
+        warnings.warn(
+            f"plasticity_lib.data: could not write the npz cache {path} ({err}); the next "
+            f"load prepares {name!r} again (set {CACHE_DIR_ENV} to a writable folder).",
+            stacklevel=3,
+        )
+    return raw
+
+
+def _write_cache(path: Path, raw: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Atomic write: concurrent processes may prepare the same dataset.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
@@ -375,7 +642,6 @@ def _load_raw(name: str) -> dict[str, np.ndarray]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return raw
 
 
 def _digits_fallback(name: str) -> dict[str, np.ndarray]:
@@ -433,7 +699,7 @@ def load_dataset(
       n: if given, a random subset of ``n`` examples without replacement, drawn with
         ``numpy.random.default_rng(seed)`` and kept in dataset order (identical for
         identical ``(n, seed)``; not stratified).
-      seed: seed of the subset draw (ignored when ``n`` is None).
+      seed: seed of the subset draw, a non-negative int (ignored when ``n`` is None).
       flatten: return ``x`` as ``(N, H*W*C)`` (MLP inputs) instead of ``(N, H, W, C)``.
       allow_fallback: when no copy of the data can be had, return scikit-learn's
         digits resized to the dataset's image shape instead of raising (smoke
@@ -453,19 +719,33 @@ def load_dataset(
       ValueError: unknown ``name``/``split``, bad ``n``, or ``center`` not a bool.
       DataUnavailableError: no data and ``allow_fallback`` is False; the message
         names the files expected and ``PLASTICITY_DATA_DIR``.
+      DataCorruptedError: (a DataUnavailableError) the raw files are present but fail
+        TFDS's checksum check (the message names each file, its SHA-256 and the
+        expected one) or cannot be decoded -- also with ``allow_fallback=True``, which
+        stands in for missing data only.
     """
     _check_name(name)
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not allowed; allowed: {list(SPLITS)}")
     if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1):
         raise ValueError(f"n={n!r} must be None or a positive int")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative int (the subset draw's seed)")
     if not isinstance(center, (bool, np.bool_)):
         raise ValueError(f"center={center!r} is not allowed; allowed: True or False")
     try:
         raw = _load_raw(name)
-    except DataUnavailableError:
+    except DataCorruptedError:
+        raise  # files present but wrong: reported, never replaced by the fallback
+    except DataUnavailableError as err:
         if not allow_fallback:
             raise
+        first = str(err).splitlines()[0]
+        warnings.warn(
+            f"plasticity_lib.data: {first} -- falling back to scikit-learn's digits "
+            "(allow_fallback=True).",
+            stacklevel=2,
+        )
         raw = _digits_fallback(name)
 
     x_u8, y = raw[f"x_{split}"], raw[f"y_{split}"]

@@ -7,6 +7,7 @@ label smoothing §4.1 "Target scale"), App. B.3 (the "two-hot" trick: a regressi
 (§3.1 regression to random targets).
 
 Every ``*_loss`` function returns a *per-example* loss ``(batch,)``; the engine averages.
+The cross-entropies are optax's (``optax.smooth_labels``, ``optax.softmax_cross_entropy``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import optax
 
 __all__ = [
     "LOSSES",
@@ -49,7 +51,10 @@ def twohot_encode(values: Array, atoms: Array) -> Array:
     idx = jnp.clip(jnp.searchsorted(atoms, v, side="right") - 1, 0, n - 2)
     lo, hi = atoms[idx], atoms[idx + 1]
     w_hi = (v - lo) / (hi - lo)
-    return jax.nn.one_hot(idx, n) * (1.0 - w_hi)[..., None] + jax.nn.one_hot(idx + 1, n) * w_hi[..., None]
+    return (
+        jax.nn.one_hot(idx, n) * (1.0 - w_hi)[..., None]
+        + jax.nn.one_hot(idx + 1, n) * w_hi[..., None]
+    )
 
 
 def twohot_decode(probs: Array, atoms: Array) -> Array:
@@ -57,7 +62,9 @@ def twohot_decode(probs: Array, atoms: Array) -> Array:
     return jnp.sum(probs * jnp.asarray(atoms, jnp.float32), axis=-1)
 
 
-def softmax_cross_entropy_loss(logits: Array, y: Array, label_smoothing: float | Array = 0.0) -> Array:
+def softmax_cross_entropy_loss(
+    logits: Array, y: Array, label_smoothing: float | Array = 0.0
+) -> Array:
     """Per-example softmax cross-entropy ``(batch,)``.
 
     Args:
@@ -67,8 +74,7 @@ def softmax_cross_entropy_loss(logits: Array, y: Array, label_smoothing: float |
     """
     c = logits.shape[-1]
     target = jax.nn.one_hot(y, c) if jnp.issubdtype(y.dtype, jnp.integer) else y
-    target = (1.0 - label_smoothing) * target + label_smoothing / c
-    return -jnp.sum(target * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+    return optax.softmax_cross_entropy(logits, optax.smooth_labels(target, label_smoothing))
 
 
 def mse_loss(outputs: Array, y: Array) -> Array:
@@ -84,7 +90,9 @@ def mse_loss(outputs: Array, y: Array) -> Array:
     return jnp.mean(jnp.square(outputs - y), axis=-1)
 
 
-def twohot_loss(logits: Array, y: Array, atoms: Array, label_smoothing: float | Array = 0.0) -> Array:
+def twohot_loss(
+    logits: Array, y: Array, atoms: Array, label_smoothing: float | Array = 0.0
+) -> Array:
     """Per-example two-hot cross-entropy ``(batch,)`` (App. B.3), averaged over values.
 
     Args:
@@ -95,11 +103,8 @@ def twohot_loss(logits: Array, y: Array, atoms: Array, label_smoothing: float | 
     """
     if y.ndim == 1:
         y = y[:, None]
-    target = twohot_encode(y, atoms)
-    n = logits.shape[-1]
-    target = (1.0 - label_smoothing) * target + label_smoothing / n
-    ce = -jnp.sum(target * jax.nn.log_softmax(logits, axis=-1), axis=-1)
-    return jnp.mean(ce, axis=-1)
+    target = optax.smooth_labels(twohot_encode(y, atoms), label_smoothing)
+    return jnp.mean(optax.softmax_cross_entropy(logits, target), axis=-1)
 
 
 def data_loss(
@@ -136,5 +141,7 @@ def data_loss(
     elif kind == "mse":
         metrics["mse"] = loss
     else:  # xent with soft targets: accuracy against the target's argmax
-        metrics["accuracy"] = (jnp.argmax(outputs, axis=-1) == jnp.argmax(y, axis=-1)).astype(jnp.float32)
+        metrics["accuracy"] = (jnp.argmax(outputs, axis=-1) == jnp.argmax(y, axis=-1)).astype(
+            jnp.float32
+        )
     return loss, metrics

@@ -127,7 +127,9 @@ _DEFAULT_WIDTH = {"mlp": 512, "cnn": 256, "resnet18": 64}
 
 def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
     if value not in allowed:
-        raise ValueError(f"ModelConfig.{name}={value!r} is not allowed; choose one of {tuple(allowed)}")
+        raise ValueError(
+            f"ModelConfig.{name}={value!r} is not allowed; choose one of {tuple(allowed)}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +205,9 @@ class ModelConfig:
         _check_choice("kernel_init", self.kernel_init, KERNEL_INITS)
         _check_choice("conv_impl", self.conv_impl, CONV_IMPLS)
         if self.arch == "resnet18" and self.depth is not None:
-            raise ValueError("ModelConfig.depth must be None for arch='resnet18' (the depth is fixed)")
+            raise ValueError(
+                "ModelConfig.depth must be None for arch='resnet18' (the depth is fixed)"
+            )
         if self.depth is not None and self.depth < (0 if self.arch == "cnn" else 1):
             raise ValueError(f"ModelConfig.depth={self.depth!r} must be a positive integer")
         if self.width is not None and self.width < 1:
@@ -218,10 +222,13 @@ class ModelConfig:
                 raise ValueError("ModelConfig.num_outputs (number of two-hot atoms) must be >= 2")
             if not self.twohot_max > self.twohot_min:
                 raise ValueError(
-                    f"ModelConfig.twohot_max={self.twohot_max!r} must exceed twohot_min={self.twohot_min!r}"
+                    f"ModelConfig.twohot_max={self.twohot_max!r} must exceed "
+                    f"twohot_min={self.twohot_min!r}"
                 )
         elif self.num_values != 1:
-            raise ValueError("ModelConfig.num_values is only used with head='twohot'; leave it at 1")
+            raise ValueError(
+                "ModelConfig.num_values is only used with head='twohot'; leave it at 1"
+            )
 
     @property
     def resolved_depth(self) -> Optional[int]:
@@ -299,7 +306,9 @@ def activation_fn(name: str) -> Callable[[Array], Array]:
     return fns[name]
 
 
-def _standardize(x: Array, axes: tuple, eps: float, center: bool = True, scale: bool = True) -> Array:
+def _standardize(
+    x: Array, axes: tuple, eps: float, center: bool = True, scale: bool = True
+) -> Array:
     mean = jnp.mean(x, axis=axes, keepdims=True)
     y = x - mean if center else x
     if scale:
@@ -463,14 +472,25 @@ class _Model(nn.Module):
             k = len(dense_inputs)
             dense_inputs.append(h)
             z = nn.Dense(
-                features, use_bias=cfg.use_bias, kernel_init=_kernel_init(cfg.kernel_init), name=name
+                features,
+                use_bias=cfg.use_bias,
+                kernel_init=_kernel_init(cfg.kernel_init),
+                name=name,
             )(h)
             if perturbations is not None:
                 z = z + perturbations[k]
             return z
 
         def conv(h, features, name, kernel_size=3, stride=1):
-            return _Conv(features, kernel_size, stride, cfg.use_bias, cfg.kernel_init, cfg.conv_impl, name=name)(h)
+            return _Conv(
+                features,
+                kernel_size,
+                stride,
+                cfg.use_bias,
+                cfg.kernel_init,
+                cfg.conv_impl,
+                name=name,
+            )(h)
 
         def norm(z, name):
             if cfg.norm == "none":
@@ -486,7 +506,9 @@ class _Model(nn.Module):
         if cfg.arch == "mlp":
             h = x.reshape(x.shape[0], -1)
             for i in range(cfg.resolved_depth):
-                h = nonlinearity(norm(dense(h, cfg.resolved_width, f"Dense_{i}"), f"Dense_{i}_norm"))
+                h = nonlinearity(
+                    norm(dense(h, cfg.resolved_width, f"Dense_{i}"), f"Dense_{i}_norm")
+                )
         elif cfg.arch == "cnn":
             h = x[..., None] if x.ndim == 3 else x
             for i in range(cfg.resolved_depth):
@@ -495,7 +517,9 @@ class _Model(nn.Module):
                     h = _max_pool2(h)
             h = h.reshape(h.shape[0], -1)
             for j in range(cfg.cnn_dense_layers):
-                h = nonlinearity(norm(dense(h, cfg.resolved_width, f"Dense_{j}"), f"Dense_{j}_norm"))
+                h = nonlinearity(
+                    norm(dense(h, cfg.resolved_width, f"Dense_{j}"), f"Dense_{j}_norm")
+                )
         else:  # resnet18
             h = x[..., None] if x.ndim == 3 else x
             w = cfg.resolved_width
@@ -505,7 +529,9 @@ class _Model(nn.Module):
                 for blk in range(2):
                     stride = 2 if (stage > 0 and blk == 0) else 1
                     out_c = w * mult
-                    y = nonlinearity(norm(conv(h, out_c, f"block{b}_conv1", 3, stride), f"block{b}_norm1"))
+                    y = nonlinearity(
+                        norm(conv(h, out_c, f"block{b}_conv1", 3, stride), f"block{b}_norm1")
+                    )
                     y = norm(conv(y, out_c, f"block{b}_conv2"), f"block{b}_norm2")
                     if stride != 1 or h.shape[-1] != out_c:
                         h = norm(conv(h, out_c, f"block{b}_proj", 1, stride), f"block{b}_proj_norm")
@@ -620,7 +646,9 @@ class Network:
         Returns a tuple of ``UnitLayer``.
         """
         if self.cfg.arch == "resnet18":
-            raise ValueError("unit_layers/ReDo is not supported for arch='resnet18' (paper §4.1 excludes it)")
+            raise ValueError(
+                "unit_layers/ReDo is not supported for arch='resnet18' (paper §4.1 excludes it)"
+            )
         names = self.layer_names
         out = []
         for li, name in enumerate(names):

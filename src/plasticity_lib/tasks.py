@@ -63,6 +63,8 @@ __all__ = [
     "random_subset_mask",
     "regression_stream",
     "relabel_fraction",
+    "stack_streams",
+    "single_task_stream",
 ]
 
 
@@ -96,13 +98,21 @@ MODES = ("continual", "composite", "growing")
 
 
 def _check_num_classes(num_classes) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes < 1
+    ):
         raise ValueError(f"num_classes={num_classes!r} must be a positive int")
     return int(num_classes)
 
 
 def _check_fraction(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not 0.0 <= float(value) <= 1.0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating, np.integer))
+        or not 0.0 <= float(value) <= 1.0
+    ):
         raise ValueError(f"{name}={value!r} must be a number in [0, 1]")
     return float(value)
 
@@ -122,7 +132,8 @@ def _as_labels(y, n: int, num_classes: int) -> jax.Array:
         raise ValueError(f"y must hold integer class labels, got dtype {y_np.dtype}")
     if n and (y_np.min() < 0 or y_np.max() >= num_classes):
         raise ValueError(
-            f"y holds labels in [{y_np.min()}, {y_np.max()}], outside [0, num_classes={num_classes})"
+            f"y holds labels in [{y_np.min()}, {y_np.max()}], "
+            f"outside [0, num_classes={num_classes})"
         )
     return jnp.asarray(y_np, dtype=jnp.int32)
 
@@ -189,7 +200,9 @@ TRANSFORMS: dict[str, Callable[..., Transform]] = {
 def make_transform(name: str, num_classes: int) -> Transform:
     """The transformation called ``name`` (one of :data:`TRANSFORMS`)."""
     if name not in TRANSFORMS:
-        raise ValueError(f"base_transform={name!r} is not known; allowed: {sorted(TRANSFORMS)} or a callable")
+        raise ValueError(
+            f"base_transform={name!r} is not known; allowed: {sorted(TRANSFORMS)} or a callable"
+        )
     return TRANSFORMS[name](num_classes)
 
 
@@ -250,7 +263,9 @@ def mode_stream(
     elif callable(base_transform):
         transform = base_transform
     else:
-        raise ValueError(f"base_transform={base_transform!r} must be one of {sorted(TRANSFORMS)} or a callable")
+        raise ValueError(
+            f"base_transform={base_transform!r} must be one of {sorted(TRANSFORMS)} or a callable"
+        )
     if subset_key is not None and mode != "composite":
         raise ValueError(f"subset_key is only used by mode='composite', not mode={mode!r}")
 
@@ -260,7 +275,9 @@ def mode_stream(
     k = int(round(fraction * n))
     expand = (-1,) + (1,) * (x.ndim - 1)
     if mode == "composite":
-        fixed = random_subset_mask(jax.random.PRNGKey(0) if subset_key is None else subset_key, n, k)
+        fixed = random_subset_mask(
+            jax.random.PRNGKey(0) if subset_key is None else subset_key, n, k
+        )
 
     def mask_at(t) -> jax.Array:
         if mode == "growing":
@@ -345,7 +362,9 @@ def random_mlp_init(key: jax.Array, in_dim: int, width: int = 64, depth: int = 2
     defines target functions (App. E.1's ``f_{theta_rand}``).
     """
     if depth < 0 or width < 1 or in_dim < 1:
-        raise ValueError(f"need in_dim >= 1, width >= 1, depth >= 0; got {in_dim=}, {width=}, {depth=}")
+        raise ValueError(
+            f"need in_dim >= 1, width >= 1, depth >= 0; got {in_dim=}, {width=}, {depth=}"
+        )
     dims = [in_dim] + [width] * depth + [1]
     keys = jax.random.split(key, len(dims) - 1)
     params = []
@@ -430,13 +449,21 @@ def regression_stream(
     later_offset = offset if next_offset is None else next_offset
 
     def init(key) -> Task:
-        return Task(x, random_network_targets(key, x, offset, M, alpha, width, depth), jnp.ones((n,), jnp.float32))
+        return Task(
+            x,
+            random_network_targets(key, x, offset, M, alpha, width, depth),
+            jnp.ones((n,), jnp.float32),
+        )
 
     def next_(key, t, prev: Task) -> Task:
         if not resample:
             return prev
         # prev.x is x: reading it from the carried task avoids capturing x as a constant.
-        return Task(prev.x, random_network_targets(key, prev.x, later_offset, M, alpha, width, depth), prev.mask)
+        return Task(
+            prev.x,
+            random_network_targets(key, prev.x, later_offset, M, alpha, width, depth),
+            prev.mask,
+        )
 
     return TaskStream(init, next_)
 
@@ -495,3 +522,65 @@ def bandit_transition(
     reward = jnp.where(action == y[idx], reward_scale, 0.0).astype(jnp.float32)
     next_obs = x[jax.random.randint(k_next, idx.shape, 0, n)]
     return Transition(x[idx], action, reward, next_obs)
+
+
+# ------------------------------------------------------------------------ many streams at once
+
+
+def _concat_tasks(parts: list) -> Task:
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *parts)
+
+
+def stack_streams(streams) -> TaskStream:
+    """``M`` streams as ONE stream over ``M x S`` models, for ``S`` seed keys.
+
+    For training several streams in one vmapped program (chapter 6: the App. B.2 task
+    families in the §4.2 modes, one group of models per intervention). The models are
+    member-major: model ``m * S + s`` follows ``streams[m]`` with the key of seed ``s``,
+    so models of different streams that share a seed draw from the same keys (common
+    random numbers, paired comparisons).
+
+    * ``init(keys (S, 2)) -> Task`` with leading axis ``M * S``: model ``m * S + s`` is
+      ``streams[m].init(keys[s])``.
+    * ``next(keys (S, 2), t, prev) -> Task``: ``prev`` has leading axis ``M * S``;
+      model ``m * S + s`` is ``streams[m].next(keys[s], t, prev[m * S + s])``.
+
+    Both are pure and jittable (``jax.jit`` them once and reuse them). The streams must
+    produce tasks of the same shapes and dtypes (e.g. one base dataset in several modes).
+    """
+    streams = tuple(streams)
+    if not streams or not all(isinstance(s, TaskStream) for s in streams):
+        raise ValueError(
+            f"stack_streams: `streams` must be a non-empty sequence of TaskStream, got {streams!r}"
+        )
+
+    def init(keys) -> Task:
+        return _concat_tasks([jax.vmap(s.init)(keys) for s in streams])
+
+    def next_(keys, t, prev: Task) -> Task:
+        n_seeds = keys.shape[0]
+        n_models = jax.tree_util.tree_leaves(prev)[0].shape[0]
+        if n_models != len(streams) * n_seeds:
+            raise ValueError(
+                f"stack_streams: prev has {n_models} models, expected len(streams) x len(keys) = "
+                f"{len(streams)} x {n_seeds}"
+            )
+        parts = []
+        for m, s in enumerate(streams):
+            own = jax.tree_util.tree_map(lambda a: a[m * n_seeds : (m + 1) * n_seeds], prev)
+            parts.append(jax.vmap(s.next, in_axes=(0, None, 0))(keys, t, own))
+        return _concat_tasks(parts)
+
+    return TaskStream(init, next_)
+
+
+def single_task_stream(x, y) -> TaskStream:
+    """A stationary "stream" of one task: the dataset ``(x, y)`` itself, every example in
+    the training set (``mask = 1``), for the engine with ``num_tasks=1`` (e.g. App. E.8,
+    Fig. 24: an MLP trained on an MNIST subset with its true labels).
+
+    ``x`` ``(N, ...)`` inputs, ``y`` ``(N,)`` int labels. ``init`` ignores its key and
+    ``next`` returns the previous task unchanged.
+    """
+    task = Task(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.ones(np.shape(y)[0], jnp.float32))
+    return TaskStream(init=lambda key: task, next=lambda key, t, prev: prev)

@@ -28,8 +28,8 @@ from .ntk import (
     entk_from_layers,
     entk_generic,
     fast_entk_supported,
-    gradient_cosine,
     grad_norm_cv,
+    gradient_cosine,
     kernel_condition_number,
     kernel_effective_rank,
     loss_decrease_after_step,
@@ -38,6 +38,7 @@ from .ntk import (
     ntk_summary,
     predicted_loss_decrease,
 )
+from .plasticity import PlasticityMeasure, plasticity_measure  # §2.2 measure
 from .probe import plasticity_probe, probe_perturbation, probe_ratio, probe_vmapped
 from .representation import (
     condition_number,

@@ -61,6 +61,7 @@ over a leading seed axis of ``params``.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
@@ -97,6 +98,23 @@ _OUTPUTS = ("sum", "index", "per_class", "trace")
 def _check_output(output: str):
     if output not in _OUTPUTS:
         raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+
+
+def _check_index(index, num_out: int):
+    """A static ``index`` must name one of the network's ``num_out`` outputs."""
+    if isinstance(index, numbers.Integral) and not 0 <= index < num_out:
+        raise ValueError(
+            f"index={index} is out of range for output='index': the network has {num_out} "
+            f"output(s), expected 0 <= index < {num_out}"
+        )
+
+
+def _check_square(k, fn: str, batched: bool = False):
+    """``k`` must be ``(n, n)`` (``(..., n, n)`` when ``batched``)."""
+    s = jnp.shape(k)
+    if (len(s) < 2 if batched else len(s) != 2) or s[-1] != s[-2]:
+        want = "(..., n, n)" if batched else f"(n, n) (for a seed axis: jax.vmap({fn}))"
+        raise ValueError(f"{fn}: k must be a square kernel {want}, got shape {s}")
 
 
 def _rows(out: Array, n: int) -> Array:
@@ -167,12 +185,11 @@ def entk_generic(
     if output == "sum":
         return _gram_tree(grads_for(jnp.sum))
     if output == "index":
+        _check_index(index, math.prod(jax.eval_shape(apply_fn, params, x).shape[1:]))
         return _gram_tree(grads_for(lambda o: o[index]))
     out_shape = jax.eval_shape(apply_fn, params, x).shape
     num_out = math.prod(out_shape[1:]) if len(out_shape) > 1 else 1
-    per_class = jax.lax.map(
-        lambda c: _gram_tree(grads_for(lambda o: o[c])), jnp.arange(num_out)
-    )
+    per_class = jax.lax.map(lambda c: _gram_tree(grads_for(lambda o: o[c])), jnp.arange(num_out))
     if output == "per_class":
         return per_class
     return jnp.sum(per_class, axis=0)
@@ -367,6 +384,7 @@ def entk_fast(
         if output == "sum":
             (grads,) = vjp_fn(jnp.ones_like(out))
         elif output == "index":
+            _check_index(index, num_out)
             (grads,) = vjp_fn(jnp.zeros_like(out).at[:, index].set(1.0))
         else:
             eye = jnp.eye(num_out, dtype=out.dtype)
@@ -439,6 +457,7 @@ def gradient_cosine(k: Array, eps: float = 1e-12) -> Array:
 
     Args: k ``(n, n)`` (or ``(..., n, n)``). Returns same shape.
     """
+    _check_square(k, "gradient_cosine", batched=True)
     d = jnp.sqrt(jnp.clip(jnp.diagonal(k, axis1=-2, axis2=-1), 0.0, None))
     inv = jnp.where(d > eps, 1.0 / jnp.where(d > eps, d, 1.0), 0.0)
     return k * inv[..., :, None] * inv[..., None, :]
@@ -465,6 +484,7 @@ def diag_rank1_fit(k: Array, num_iters: int = 100) -> tuple[Array, Array, Array]
     Returns:
       ``(d (n,), lam (), u (n,))`` with ``D = diag(d)``.
     """
+    _check_square(k, "diag_rank1_fit")
     k = 0.5 * (k + k.T)
     n = k.shape[0]
     off = _offdiag_mask(n)
@@ -485,9 +505,7 @@ def diag_rank1_fit(k: Array, num_iters: int = 100) -> tuple[Array, Array, Array]
     return d, lam, u
 
 
-def diag_rank1_error(
-    k: Array, num_iters: int = 100, normalize: str = "full"
-) -> Array:
+def diag_rank1_error(k: Array, num_iters: int = 100, normalize: str = "full") -> Array:
     """Relative Frobenius error of the best diagonal + rank-1 approximation (Fig. 3).
 
     ``min_{D, lam, u} ||K - D - lam u u^T||_F / ||K||_F`` (``normalize="full"``, the
@@ -505,6 +523,7 @@ def diag_rank1_error(
     Returns:
       scalar.
     """
+    _check_square(k, "diag_rank1_error")
     d, lam, u = diag_rank1_fit(k, num_iters)
     ks = 0.5 * (k + k.T)
     resid = ks - jnp.diag(d) - lam * jnp.outer(u, u)
@@ -519,6 +538,7 @@ def diag_rank1_error(
 def mean_abs_offdiag_cosine(k: Array) -> Array:
     """Mean of ``|cos(grad f(x_i), grad f(x_j))|`` over ``i != j`` (interference
     magnitude, Fig. 3 top row). Args: k ``(n, n)``. Returns scalar."""
+    _check_square(k, "mean_abs_offdiag_cosine")
     c = gradient_cosine(k)
     n = k.shape[-1]
     return jnp.sum(jnp.abs(c) * _offdiag_mask(n)) / (n * (n - 1))
@@ -527,6 +547,7 @@ def mean_abs_offdiag_cosine(k: Array) -> Array:
 def grad_norm_cv(k: Array) -> Array:
     """Coefficient of variation of the per-input gradient norms ``sqrt(diag K)``:
     ``std / mean`` (Fig. 3: "greater gradient norm variance across inputs"). Scalar."""
+    _check_square(k, "grad_norm_cv")
     g = jnp.sqrt(jnp.clip(jnp.diagonal(k), 0.0, None))
     return jnp.std(g) / jnp.mean(g)
 
@@ -539,12 +560,14 @@ def _psd_eigs(k: Array) -> Array:
 def kernel_effective_rank(k: Array) -> Array:
     """Roy–Vetterli effective rank of the PSD kernel (eigenvalues = singular values,
     negative round-off clipped to 0). Scalar in ``[1, n]``. App. C (rank of the eNTK)."""
+    _check_square(k, "kernel_effective_rank")
     return effective_rank(_psd_eigs(k))
 
 
 def kernel_condition_number(k: Array) -> Array:
     """``lambda_max / lambda_min`` of the PSD kernel (eigenvalues clipped at 0, so a
     singular kernel gives ``inf``). Scalar. §3.3 ("an ill-conditioned eNTK")."""
+    _check_square(k, "kernel_condition_number")
     w = _psd_eigs(k)
     return w[0] / w[-1]
 
@@ -557,6 +580,7 @@ def ntk_summary(k: Array, num_iters: int = 100) -> dict:
     ``grad_norm_cv``, ``effective_rank``, ``condition_number``, ``trace``,
     ``mean_diag``, ``mean_offdiag``.
     """
+    _check_square(k, "ntk_summary")
     n = k.shape[-1]
     off = _offdiag_mask(n)
     d, lam, u = diag_rank1_fit(k, num_iters)
@@ -583,6 +607,7 @@ def _scalar_output(out: Array, n: int, output: str, index: int) -> Array:
     if output == "sum":
         return jnp.sum(o, axis=1)
     if output == "index":
+        _check_index(index, o.shape[1])
         return o[:, index]
     raise ValueError("loss helpers take output='sum' or 'index' (a scalar per input)")
 

@@ -83,7 +83,7 @@ def parameter_norms(params, squared: bool = False) -> dict:
         keys = list(path[:-1]) if len(path) > 1 else list(path)
         name = _path_name(keys)
         if name.startswith("params/"):
-            name = name[len("params/"):]
+            name = name[len("params/") :]
         groups[name] = groups.get(name, 0.0) + jnp.sum(jnp.square(leaf))
     total = sum(groups.values())
     groups["total"] = total
@@ -94,9 +94,7 @@ def parameter_norms(params, squared: bool = False) -> dict:
 
 def global_parameter_norm(params) -> Array:
     """``sqrt(sum over all leaves of ||leaf||^2)``; scalar. Paper §3.2, Fig. 3 (left)."""
-    return jnp.sqrt(
-        sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(params))
-    )
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(params)))
 
 
 def feature_norm(features: Array) -> Array:
@@ -137,6 +135,11 @@ def singular_values(matrix: Array, center: bool = False) -> Array:
     Returns:
       ``(min(n, d),)``.
     """
+    if jnp.ndim(matrix) != 2:
+        raise ValueError(
+            f"singular_values: matrix must be 2-D (n, d), got shape {jnp.shape(matrix)}; "
+            f"for a seed axis use jax.vmap(singular_values)(matrix)"
+        )
     m = matrix.reshape(matrix.shape[0], -1)
     if center:
         m = m - jnp.mean(m, axis=0, keepdims=True)

@@ -98,9 +98,7 @@ ACTIVATIONS = {
 
 def _check_activation(activation: str):
     if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {activation!r}; supported: {sorted(ACTIVATIONS)}"
-        )
+        raise ValueError(f"unknown activation {activation!r}; supported: {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[activation]
 
 
@@ -152,10 +150,18 @@ def dormant_scores(acts: Array) -> Array:
     batch and ``H`` the layer width. Paper §3.2 cites this notion of "dormant" units.
 
     Args:
-      acts: ``(batch, units)`` (or ``(..., units)``).
+      acts: ``(batch, units)``, or a conv layer's ``(batch, H, W, channels)`` (a channel
+        is one unit). Other ranks raise ``ValueError``: a 1-D array is one input or one
+        unit, and a 3-D one is likely ``(seeds, batch, units)`` (use ``jax.vmap``).
     Returns:
       float ``(units,)``; all zeros if the whole layer is silent.
     """
+    if jnp.ndim(acts) not in (2, 4):
+        raise ValueError(
+            f"dormant_scores: acts must be (batch, units) or (batch, H, W, channels), got "
+            f"shape {jnp.shape(acts)}; for a seed axis use jax.vmap(dormant_scores)(acts), "
+            f"for one input pass (1, units)"
+        )
     a = _flat_units(acts)
     m = jnp.mean(jnp.abs(a), axis=0)
     denom = jnp.mean(m)
@@ -196,9 +202,7 @@ def slope_spread(preacts: Array, activation: str) -> Array:
     return spread / span if span > 0 else jnp.zeros_like(spread)
 
 
-def saturated_units(
-    preacts: Array, activation: str = "relu", threshold: float = 0.1
-) -> Array:
+def saturated_units(preacts: Array, activation: str = "relu", threshold: float = 0.1) -> Array:
     """Saturated units: (almost) zero slope on every input, so no gradient flows.
 
     ``max_x |phi'(z_i(x))| <= threshold * sup|phi'|``; for ``relu`` exactly "all
@@ -222,9 +226,7 @@ def saturated_units(
     return jnp.max(s, axis=0) <= threshold * max(abs(lo), abs(hi))
 
 
-def linearized_units(
-    preacts: Array, activation: str = "relu", threshold: float = 0.1
-) -> Array:
+def linearized_units(preacts: Array, activation: str = "relu", threshold: float = 0.1) -> Array:
     """Linearized ("zombie") units: the unit is (nearly) linear on the whole batch.
 
     * ``relu``: all preactivations ``> 0``.
@@ -310,18 +312,14 @@ def linearized_unit_fraction(
     Returns:
       ``(per_layer (L,), total ())``.
     """
-    return layer_fractions(
-        [linearized_units(z, activation, threshold) for z in _as_seq(preacts)]
-    )
+    return layer_fractions([linearized_units(z, activation, threshold) for z in _as_seq(preacts)])
 
 
 def saturated_unit_fraction(
     preacts: Sequence[Array], activation: str = "relu", threshold: float = 0.1
 ):
     """Fraction of saturated units per layer and overall (see ``saturated_units``)."""
-    return layer_fractions(
-        [saturated_units(z, activation, threshold) for z in _as_seq(preacts)]
-    )
+    return layer_fractions([saturated_units(z, activation, threshold) for z in _as_seq(preacts)])
 
 
 # --------------------------------------------------------------------------- directions
@@ -342,6 +340,17 @@ def preactivation_update(
     Returns:
       ``(n, d_out)``.
     """
+    su, sf = jnp.shape(update), jnp.shape(features)
+    if len(su) != 2 or len(sf) != 2 or sf[1] != su[0]:
+        raise ValueError(
+            f"update must be (d_in, d_out) and features (n, d_in) with the same d_in, got "
+            f"update {su} and features {sf}"
+        )
+    if bias_update is not None and jnp.shape(bias_update) != (su[1],):
+        raise ValueError(
+            f"bias_update must be (d_out,) = ({su[1]},) for update {su}, got "
+            f"{jnp.shape(bias_update)}"
+        )
     dz = jnp.asarray(features) @ jnp.asarray(update)
     if bias_update is not None:
         dz = dz + jnp.asarray(bias_update)
@@ -516,5 +525,7 @@ def preactivation_stats_per_layer(
     """
     preacts = _as_seq(preacts)
     inits = _as_seq(init_preacts) if init_preacts is not None else [None] * len(preacts)
-    stats = [preactivation_stats(z, z0, quantiles, quantile_inputs) for z, z0 in zip(preacts, inits)]
+    stats = [
+        preactivation_stats(z, z0, quantiles, quantile_inputs) for z, z0 in zip(preacts, inits)
+    ]
     return {k: jnp.stack([s[k] for s in stats]) for k in stats[0]}

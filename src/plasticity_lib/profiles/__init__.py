@@ -8,13 +8,17 @@ Each chapter ``chNN_name`` has a module ``plasticity_lib.profiles.chNN_name`` wi
   allowed ``choices`` (categorical) or inclusive ``range=(low, high)`` (numbers);
 * ``SMOKE`` and ``PAPER``: the two other profiles as *deltas* of the default (only the
   fields that differ): smoke runs in seconds, for CI; paper has the paper's settings,
-  for a GPU.
+  for a GPU;
+* optionally ``CONSTRAINTS``: bounds of one field by another, as ``(left, op, right)``
+  with two field names and ``op`` one of ``<``, ``<=``, ``>``, ``>=``, ``divides``, e.g.
+  ``("batch_size", "<=", "n_train")``; a tuple-valued side must hold for each element.
 
 A chapter displays its table with :func:`show` (all three profiles side by side).
 
 :func:`resolve` picks a profile and applies overrides; every mistake (an unknown
-profile, an unknown field, a value of the wrong type, a value outside ``CHOICES``
-or ``RANGES``) raises :class:`ParameterError` naming it and the allowed values.
+profile, an unknown field, a value of the wrong type, a NaN or infinite float, a value
+outside ``CHOICES`` or ``RANGES``, a broken ``CONSTRAINTS`` bound, ``profile`` given as
+an override) raises :class:`ParameterError` naming it and the allowed values.
 :func:`resolve_notebook` does the same from a notebook's globals, so a parameter
 injected by papermill that the chapter does not know is caught too.
 """
@@ -23,11 +27,26 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
+import operator
+import os
 import pkgutil
 import types
 from typing import Any, Mapping
 
 PROFILE_NAMES = ("smoke", "default", "paper")
+#: Picks the profile of a notebook whose ``profile`` is left at "default"
+#: (``PLASTICITY_PROFILE=smoke pytest --nbmake chapters/``); plasticity-book execute sets it.
+PROFILE_ENV = "PLASTICITY_PROFILE"
+
+# ``CONSTRAINTS`` operators: ``(left, op, right)`` holds when ``OPS[op](left, right)``.
+OPS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "divides": lambda a, b: a != 0 and b % a == 0,
+}
 
 
 def param(default: Any, doc: str, *, choices: tuple | None = None, range: tuple | None = None):
@@ -108,6 +127,13 @@ def _from_dataclass(chapter: str, mod: types.ModuleType) -> types.SimpleNamespac
         if unknown:
             raise ParameterError(f"{chapter}: profile {name!r} sets unknown field(s) {unknown}")
         profiles[name] = dict(default, **delta)
+    constraints = [tuple(c) for c in getattr(mod, "CONSTRAINTS", ())]
+    for c in constraints:
+        if len(c) != 3 or c[1] not in OPS or not {c[0], c[2]} <= set(default):
+            raise ParameterError(
+                f"{chapter}: bad constraint {c!r}; expected (field, op, field) with op in "
+                f"{list(OPS)} and fields among {sorted(default)}"
+            )
     return types.SimpleNamespace(
         __name__=mod.__name__,
         __doc__=mod.__doc__,
@@ -115,13 +141,14 @@ def _from_dataclass(chapter: str, mod: types.ModuleType) -> types.SimpleNamespac
         PROFILES=profiles,
         CHOICES={f.name: f.metadata["choices"] for f in fields if "choices" in f.metadata},
         RANGES={f.name: f.metadata["range"] for f in fields if "range" in f.metadata},
+        CONSTRAINTS=constraints,
         DESCRIPTION={f.name: f.metadata.get("doc", "") for f in fields},
     )
 
 
 def table(chapter: str) -> types.SimpleNamespace:
     """The profile table of ``chapter``: ``PROFILES`` (all three, full), ``CHOICES``,
-    ``RANGES``, ``DESCRIPTION`` and the ``Parameters`` dataclass."""
+    ``RANGES``, ``CONSTRAINTS``, ``DESCRIPTION`` and the ``Parameters`` dataclass."""
     known = chapters()
     if chapter not in known:
         raise ParameterError(f"unknown chapter {chapter!r}; chapters with a profile table: {known}")
@@ -164,22 +191,70 @@ def _type_name(default: Any) -> str:
     return type(default).__name__
 
 
+def _is_float_param(reference: Any) -> bool:
+    if isinstance(reference, (list, tuple)):
+        return len(reference) > 0 and isinstance(reference[0], float)
+    return isinstance(reference, float)
+
+
+def _number_as_text(value: Any) -> str | None:
+    """The first string in ``value`` (a value or a list) that reads as a finite number."""
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, str):
+            try:
+                if math.isfinite(float(v)):
+                    return v
+            except ValueError:
+                pass
+    return None
+
+
+def _yaml_float(x: float) -> str:
+    """``x`` as YAML 1.1 (papermill's) reads a float: with a dot in the mantissa."""
+    s = repr(x)
+    return s.replace("e", ".0e") if "e" in s and "." not in s else s
+
+
+def _as_finite_float(chapter: str, name: str, v: Any) -> float:
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond the float range
+        got = f"an integer of {len(str(abs(v)))} digits, beyond the float range"
+    else:
+        if math.isfinite(f):
+            return f
+        got = repr(v)
+    raise ParameterError(f"{chapter}: parameter {name!r} must be finite, got {got}")
+
+
 def _check_value(chapter: str, mod: types.ModuleType, name: str, value: Any, reference: Any) -> Any:
     if not _type_ok(value, reference):
-        raise ParameterError(
-            f"{chapter}: parameter {name!r} must be {_type_name(reference)}, got {value!r} ({type(value).__name__})"
+        msg = (
+            f"{chapter}: parameter {name!r} must be {_type_name(reference)}, "
+            f"got {value!r} ({type(value).__name__})"
         )
-    if isinstance(reference, float) and isinstance(value, int):
-        value = float(value)
+        text = _number_as_text(value) if _is_float_param(reference) else None
+        if text is not None:
+            msg += (
+                f"; {text!r} is a number passed as text (YAML 1.1, which papermill uses, "
+                f"reads an exponent without a dot as a string): pass the number "
+                f"{float(text)!r} itself (in a YAML parameter write {_yaml_float(float(text))})"
+            )
+        raise ParameterError(msg)
     if isinstance(reference, tuple) and isinstance(value, list):
         value = tuple(value)
+    if isinstance(reference, float):
+        value = _as_finite_float(chapter, name, value)
+    elif _is_float_param(reference):
+        value = tuple(_as_finite_float(chapter, name, v) for v in value)
     choices = getattr(mod, "CHOICES", {}).get(name)
     if choices is not None:
         items = value if isinstance(value, (list, tuple)) else [value]
         bad = [v for v in items if v not in choices]
         if bad:
             raise ParameterError(
-                f"{chapter}: parameter {name!r} has invalid value(s) {bad}; allowed: {list(choices)}"
+                f"{chapter}: parameter {name!r} has invalid value(s) {bad}; "
+                f"allowed: {list(choices)}"
             )
     rng = getattr(mod, "RANGES", {}).get(name)
     if rng is not None:
@@ -190,17 +265,45 @@ def _check_value(chapter: str, mod: types.ModuleType, name: str, value: Any, ref
                 lo = "-inf" if low is None else low
                 hi = "inf" if high is None else high
                 raise ParameterError(
-                    f"{chapter}: parameter {name!r} = {v!r} is outside the allowed range [{lo}, {hi}]"
+                    f"{chapter}: parameter {name!r} = {v!r} is outside the allowed range "
+                    f"[{lo}, {hi}]"
                 )
     return value
 
 
-def resolve(chapter: str, profile: str = "default", **overrides: Any) -> Params:
+def _check_constraints(chapter: str, mod: types.ModuleType, values: dict[str, Any]) -> None:
+    for left, op, right in getattr(mod, "CONSTRAINTS", ()):
+        a, b = values[left], values[right]
+        items_a = a if isinstance(a, (list, tuple)) else [a]
+        items_b = b if isinstance(b, (list, tuple)) else [b]
+        if not all(OPS[op](x, y) for x in items_a for y in items_b):
+            each = " each" if isinstance(a, (list, tuple)) else ""
+            verb = "divide" if op == "divides" else f"be {op}"
+            every = "every element of " if isinstance(b, (list, tuple)) else ""
+            raise ParameterError(
+                f"{chapter}: parameter {left!r} = {a!r} must{each} {verb} {every}"
+                f"parameter {right!r} = {b!r}"
+            )
+
+
+def resolve(chapter: str, profile: str | None = None, /, **overrides: Any) -> Params:
     """The parameters of ``chapter`` at ``profile`` with single fields overridden.
 
     ``None`` overrides are ignored (a notebook's parameters cell uses ``None`` for
-    "keep the profile's value").
+    "keep the profile's value"). ``profile`` may be given by keyword
+    (``resolve(chapter, profile="smoke")``); given positionally *and* as an override it
+    is an error (``--param profile=paper``: the profile is chosen with ``--profile``).
     """
+    value = overrides.pop("profile", None)
+    if value is not None:
+        if profile is not None:
+            raise ParameterError(
+                f"{chapter}: 'profile' is not a parameter: use --profile {value} instead of "
+                f"--param profile={value} (in Python: resolve({chapter!r}, {value!r}))"
+            )
+        profile = value
+    if profile is None:
+        profile = "default"
     if profile not in PROFILE_NAMES:
         raise ParameterError(
             f"unknown profile {profile!r} for parameter 'profile'; allowed: {list(PROFILE_NAMES)}"
@@ -217,6 +320,7 @@ def resolve(chapter: str, profile: str = "default", **overrides: Any) -> Params:
         base[name] = _check_value(chapter, mod, name, value, value)
     for name, value in overrides.items():
         base[name] = _check_value(chapter, mod, name, value, mod.PROFILES[profile][name])
+    _check_constraints(chapter, mod, base)
     return Params(chapter, profile, base, overrides)
 
 
@@ -239,6 +343,13 @@ def resolve_notebook(chapter: str, namespace: Mapping[str, Any]) -> Params:
             continue
         params[name] = value
     profile = params.pop("profile", "default")
+    env = os.environ.get(PROFILE_ENV, "").strip()
+    if env and profile == "default":  # left at its default: the environment picks
+        if env not in PROFILE_NAMES:
+            raise ParameterError(
+                f"unknown profile {env!r} in ${PROFILE_ENV}; allowed: {list(PROFILE_NAMES)}"
+            )
+        profile = env
     return resolve(chapter, profile, **params)
 
 

@@ -67,3 +67,10 @@ PAPER = dict(
     steps_per_task=75000,
     log_every=1000,
 )
+
+
+# Bounds of one field by another (checked by `profiles.resolve`, before anything runs).
+CONSTRAINTS = [
+    ("batch_size", "<=", "n_train"),
+    ("log_every", "<=", "steps_per_task"),
+]

@@ -116,3 +116,11 @@ PAPER = dict(
     chunk_steps=1000,
     seeds=3,
 )
+
+
+# Bounds of one field by another (checked by `profiles.resolve`, before anything runs).
+CONSTRAINTS = [
+    ("batch_size", "<=", "n_train"),
+    ("n_probe", "<=", "n_train"),
+    ("pre_log_every", "<=", "pre_steps"),
+]

@@ -107,3 +107,10 @@ PAPER = dict(
     iteration_steps=100000,
     seeds=3,
 )
+
+
+# Bounds of one field by another (checked by `profiles.resolve`, before anything runs).
+CONSTRAINTS = [
+    ("batch_size", "<=", "n_train"),
+    ("evals_per_iteration", "<=", "iteration_steps"),
+]

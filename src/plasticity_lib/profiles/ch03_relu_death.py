@@ -7,9 +7,9 @@ one-hidden-layer ReLU MLP (Fig. 18), a deep ReLU MLP, and deep networks with the
 activations of ``panel_activations`` (Fig. 2 right: CNNs on CIFAR-10 in the paper; MLPs
 on MNIST at the default profile).
 
-Fixed at every profile (not fields): 50 steps logged at every step at the end of each
-task (the pre-switch value and the "last 50 steps"), the erasing window = the first 10 %
-of task B.
+Fixed at every profile (not fields; ``plasticity_lib.switch``): 50 steps logged at every
+step at the end of each task (the pre-switch value and the "last 50 steps"), the erasing
+window = the first 10 % of task B.
 
 The paper profile follows B.1/B.2 where the paper states them (width 512, depth 4, Adam
 with learning rate 1e-5 for MLPs and 1e-4 for the CNN, 75,000 steps per task) and uses all
@@ -122,3 +122,11 @@ PAPER = dict(
     task_steps=75000,
     mid_log_every=50,
 )
+
+
+# Bounds of one field by another (checked by `profiles.resolve`, before anything runs).
+CONSTRAINTS = [
+    ("batch_size", "<=", "n_train"),
+    ("probe_size", "<=", "n_train"),
+    ("mid_log_every", "<=", "task_steps"),
+]

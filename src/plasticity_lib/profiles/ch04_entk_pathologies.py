@@ -121,3 +121,11 @@ PAPER = dict(
     probe_n=1024,
     probe_steps=2000,
 )
+
+
+# Bounds of one field by another (checked by `profiles.resolve`, before anything runs).
+CONSTRAINTS = [
+    ("batch_size", "<=", "n_train"),
+    ("probe_n", "<=", "n_train"),
+    ("reg_checkpoints", "divides", "reg_steps"),
+]

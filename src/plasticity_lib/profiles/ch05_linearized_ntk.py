@@ -42,7 +42,8 @@ class Parameters:
     )
     patterns: tuple[str, ...] = param(
         ("zombie", "dead", "leaky"),
-        "slope patterns: zombie (ReLU, all slopes 1), dead (ReLU, slopes 0/1), leaky (slopes alpha/1)",
+        "slope patterns: zombie (ReLU, all slopes 1), dead (ReLU, slopes 0/1), "
+        "leaky (slopes alpha/1)",
         choices=("zombie", "dead", "leaky"),
     )
     input_ranks: tuple[int, ...] = param(
@@ -103,7 +104,8 @@ class Parameters:
     seeds: int = param(5, "independent seeds of the toy (vmapped)", range=(1, None))
     seed_offset: int = param(
         0,
-        "first seed: the seeds are seed_offset, ..., seed_offset + seeds - 1",
+        "first seed: the toy's seeds are seed_offset, ..., seed_offset + seeds - 1, and the "
+        "algebra's random draws are seeds seed_offset, ..., seed_offset + configs_per_cell - 1",
         range=(0, None),
     )
     probe_size: int = param(
@@ -153,3 +155,19 @@ PAPER = dict(
     width=512,
     depth=4,
 )
+
+
+# Bounds of one field by another (checked by `profiles.resolve`, before anything runs).
+CONSTRAINTS = [
+    ("input_ranks", "<=", "d_in"),
+    ("input_ranks", "<=", "n_inputs"),
+    ("spectra_rank", "<=", "d_in"),
+    ("spectra_rank", "<=", "n_inputs"),
+    ("bottleneck_rank", "<=", "d_in"),
+    ("bottleneck_rank", "<=", "n_inputs"),
+    ("bottleneck_units", "<", "bottleneck_rank"),
+    ("bottleneck_units", "<=", "bottleneck_width"),
+    ("batch_size", "<=", "n_train"),
+    ("probe_size", "<=", "n_train"),
+    ("log_every", "<=", "steps"),
+]

@@ -132,3 +132,10 @@ PAPER = dict(
     l2_sweep=(1e-06, 0.0001),
     redo_every=1000,
 )
+
+
+# Bounds of one field by another (checked by `profiles.resolve`, before anything runs).
+CONSTRAINTS = [
+    ("batch_size", "<=", "n_train"),
+    ("log_every", "<=", "steps_per_task"),
+]

@@ -1,0 +1,184 @@
+"""The eNTK along training (§3.3; chapter 4): the label-ordered eNTK batch, per-checkpoint
+maps, kernel summaries and the pathology score, and the first-order check with a
+lambda_max-normalised step, each against an independent computation. Tiny networks and
+synthetic inputs, no dataset needed."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from plasticity_lib import diagnostics, entk_pathology, profiles
+from plasticity_lib.models import ModelConfig, make_network
+
+D, C = 12, 3
+
+
+def _x(n=16, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, D)).astype(np.float32)
+
+
+def _checkpoints(net, seeds=(0, 1), num=3):
+    """Params ``(S, K, ...)`` of ``num`` different random initialisations per seed, and
+    the list of lists of single-model params (the independent reference)."""
+    x = jnp.asarray(_x(2))
+    single = [[net.init(jax.random.PRNGKey(10 * s + k), x) for k in range(num)] for s in seeds]
+    stacked = jax.tree_util.tree_map(
+        lambda *leaves: np.stack(leaves).reshape((len(seeds), num) + leaves[0].shape),
+        *[p for row in single for p in row],
+    )
+    return stacked, single
+
+
+@pytest.fixture(scope="module")
+def net():
+    return make_network(ModelConfig(arch="mlp", width=8, depth=2, num_outputs=C))
+
+
+# --------------------------------------------------------------------------- eNTK batch
+
+
+def test_label_ordered_batch_balanced_and_sorted():
+    y = np.array([2, 0, 1, 1, 0, 2, 2, 0, 1, 0, 1, 2])
+    idx = entk_pathology.label_ordered_batch(y, 7, 3)
+    # by hand: 7 = 2 * 3 + 1, so class 0 gives 3 examples, classes 1 and 2 give 2 each,
+    # the first ones in dataset order
+    assert idx.tolist() == [1, 4, 7, 2, 3, 0, 5]
+    assert y[idx].tolist() == [0, 0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="class 1 has 0 examples"):
+        entk_pathology.label_ordered_batch(np.zeros(5, int), 4, 2)
+
+
+# --------------------------------------------------------------------------- map_checkpoints
+
+
+def test_map_checkpoints_matches_a_loop_over_seeds_and_checkpoints(net):
+    params, single = _checkpoints(net)
+    xb = jnp.asarray(_x(6))
+    kernels = entk_pathology.map_checkpoints(
+        lambda p: diagnostics.entk(net.apply, p, xb, output="trace"), params
+    )
+    assert isinstance(kernels, np.ndarray) and kernels.shape == (2, 3, 6, 6)
+    # independent route: explicit per-example gradients, one model at a time
+    generic = jax.jit(lambda p: diagnostics.entk_generic(net.apply, p, xb, output="trace"))
+    for s, row in enumerate(single):
+        for k, p in enumerate(row):
+            ref = np.asarray(generic(p))
+            np.testing.assert_allclose(kernels[s, k], ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+def test_map_checkpoints_repeats_per_seed_arguments(net):
+    params, single = _checkpoints(net)
+    x = jnp.asarray(_x(8))
+    keys = jnp.stack([jax.random.PRNGKey(7), jax.random.PRNGKey(8)])
+    out = entk_pathology.map_checkpoints(
+        lambda p, key: diagnostics.plasticity_probe(net.apply, p, x, key, steps=3, lr=1e-3),
+        params,
+        keys,
+    )
+    assert out.shape == (2, 3)
+    one = jax.jit(
+        lambda p, key: diagnostics.plasticity_probe(net.apply, p, x, key, steps=3, lr=1e-3)
+    )
+    for s, row in enumerate(single):
+        for k, p in enumerate(row):
+            ref = one(p, keys[s])
+            assert float(out[s, k]) == pytest.approx(float(ref), rel=1e-5)
+    # pytree outputs keep their structure
+    tree = entk_pathology.map_checkpoints(lambda p: {"a": p["Head"]["bias"].sum()}, params)
+    np.testing.assert_allclose(tree["a"], params["Head"]["bias"].sum(-1), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def test_pathology_score_by_hand():
+    assert entk_pathology.pathology_score(64.0, 64) == pytest.approx(0.0)
+    assert entk_pathology.pathology_score(1.0, 64) == pytest.approx(1 - 1 / 64)
+    out = entk_pathology.pathology_score(np.float32([16.0, 32.0]), 64)
+    assert out.dtype == np.float64 and out.tolist() == [0.75, 0.5]
+
+
+def test_kernel_summaries_flat_and_collapsed_kernels():
+    n = 8
+    stack = np.stack([np.eye(n), np.ones((n, n)) + 1e-6 * np.eye(n)]).astype(np.float32)
+    s = entk_pathology.kernel_summaries(stack[None])  # leading (1, 2)
+    assert s["pathology_score"].shape == (1, 2)
+    # flat spectrum: erank n, score 0; all-ones: one eigenvalue n, erank ~ 1
+    assert s["effective_rank"][0, 0] == pytest.approx(n, rel=1e-5)
+    assert s["pathology_score"][0, 0] == pytest.approx(0.0, abs=1e-5)
+    assert s["pathology_score"][0, 1] == pytest.approx(1 - 1 / n, abs=1e-3)
+    # the identity has no off-diagonal cosine; the all-ones kernel has cosine 1 everywhere
+    assert s["mean_abs_offdiag_cosine"][0].tolist() == pytest.approx([0.0, 1.0], abs=1e-5)
+    # equal gradient norms: no spread
+    assert s["grad_norm_cv"][0].tolist() == pytest.approx([0.0, 0.0], abs=1e-5)
+
+
+def test_kernel_summaries_match_ntk_summary_one_by_one():
+    rng = np.random.default_rng(3)
+    g = rng.normal(size=(2, 3, 6, 20)).astype(np.float32)
+    kernels = g @ np.swapaxes(g, -1, -2)  # PSD Gram matrices
+    s = entk_pathology.kernel_summaries(kernels)
+    one = jax.jit(diagnostics.ntk_summary)
+    for i in range(2):
+        for j in range(3):
+            ref = one(jnp.asarray(kernels[i, j]))
+            for key, val in ref.items():
+                assert s[key][i, j] == pytest.approx(float(val), rel=1e-4, abs=1e-6)
+            erank = float(ref["effective_rank"])
+            assert s["pathology_score"][i, j] == pytest.approx(1 - erank / 6, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- first order
+
+
+def _first_order(net, params, x, key, step_fraction):
+    """The §3.3 check as chapter 4 runs it: f = sum of outputs, y = f + xi, one GD step
+    of size step_fraction / (2 lambda_max(K)) on ||f - y||^2 (one compile for both
+    step sizes: ``step_fraction`` is traced)."""
+
+    @jax.jit
+    def run(params, key, step_fraction):
+        f = jnp.sum(net.apply(params, x), axis=1)
+        xi = diagnostics.probe_perturbation(x, 1, key)[:, 0]
+        y = f + xi
+        k = diagnostics.entk(net.apply, params, x, output="sum")
+        lam = jnp.linalg.eigvalsh(0.5 * (k + k.T))[-1]
+        lr = step_fraction / (2.0 * lam)
+        pred = diagnostics.predicted_loss_decrease(k, f - y, lr, reduction="sum")
+        actual = diagnostics.loss_decrease_after_step(
+            net.apply, params, x, y, lr, output="sum", reduction="sum"
+        )
+        return pred, actual, lr * 2 * lam, jnp.sum(xi**2)
+
+    return [[float(v) for v in run(params, key, eps)] for eps in step_fraction]
+
+
+def test_first_order_check_with_normalised_step(net):
+    x = jnp.asarray(_x(16))
+    params = net.init(jax.random.PRNGKey(0), x[:2])
+    key = jax.random.PRNGKey(5)
+    small, large = _first_order(net, params, x, key, (0.01, 1.5))
+    pred, actual, fraction, xi2 = small
+    assert fraction == pytest.approx(0.01, rel=1e-5)
+    assert pred > 0 and actual > 0
+    assert abs(actual - pred) / actual < 0.05
+    # the loss before the step is ||xi||^2 and one step cannot remove more than all of it
+    assert actual < xi2
+    # a step past the linear regime breaks the first-order prediction: the check can fail
+    pred, actual, _, _ = large
+    assert abs(actual - pred) / abs(actual) > 0.05
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def test_profiles_resolve():
+    for prof in ("smoke", "default", "paper"):
+        P = profiles.resolve("ch04_entk_pathologies", prof)
+        assert P.reg_steps % P.reg_checkpoints == 0
+        assert P.probe_n <= P.n_train and P.entk_batch <= 128
+    d = profiles.resolve("ch04_entk_pathologies", "default")
+    assert d.seeds >= 3 and d.num_tasks + 1 + d.reg_checkpoints + 1 >= 12 and not d.allow_fallback
+    with pytest.raises(profiles.ParameterError):
+        profiles.resolve("ch04_entk_pathologies", "default", step_fraction=2.0)

@@ -356,7 +356,7 @@ def check_linearized(depth, width, pattern, rank, seed, bottleneck_units=1):
     # eq. 1: the network is a product of matrices, f(x) = W^L P_<L x
     p_lt, u = linearized.closed_form_factors(weights, slopes)
     end_to_end = (p_lt[-1].T @ (weights[-1].T))[:, 0]
-    with jax.enable_x64(True):
+    with linearized.x64():
         f_net = linearized.bias_free_mlp(
             [jnp.asarray(w) for w in weights], jnp.asarray(x), act, P.leaky_slope
         )

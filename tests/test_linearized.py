@@ -106,7 +106,7 @@ def test_bias_free_mlp_matches_numpy_forward():
         z = h @ w.T
         h = np.where(z > 0, z, 0.2 * z)
     expected = h @ weights[-1].T
-    with jax.enable_x64(True):
+    with linearized.x64():
         params = [jnp.asarray(w) for w in weights]
         out = np.asarray(linearized.bias_free_mlp(params, jnp.asarray(x), "leaky_relu", 0.2))
     np.testing.assert_allclose(out, expected, rtol=1e-12)

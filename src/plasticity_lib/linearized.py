@@ -82,6 +82,18 @@ PATTERNS = ("zombie", "dead", "leaky", "bottleneck")
 ACTIVATIONS = ("relu", "leaky_relu")
 
 
+def x64():
+    """A scoped float64 context: ``jax.enable_x64(True)`` (jax >= 0.8), or the
+    ``jax.experimental.enable_x64()`` it replaced (jax 0.7, e.g. Colab's)."""
+    import jax
+
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()
+
+
 def _check_activation(activation: str) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation={activation!r}; choose one of {ACTIVATIONS}")
@@ -304,13 +316,12 @@ def autodiff_entk(weights, x, activation: str, negative_slope: float = 0.1) -> n
 
     ``x`` ``(n, d_0)`` -> ``(n, n)`` numpy float64.
     """
-    import jax
     import jax.numpy as jnp
 
     from plasticity_lib.diagnostics import ntk
 
     _check_activation(activation)
-    with jax.enable_x64(True):
+    with x64():
         params = [jnp.asarray(w, jnp.float64) for w in weights]
 
         def apply(p, xx):
@@ -330,7 +341,7 @@ def autodiff_gradients(weights, x, activation: str, negative_slope: float = 0.1)
     import jax.numpy as jnp
 
     _check_activation(activation)
-    with jax.enable_x64(True):
+    with x64():
         params = [jnp.asarray(w, jnp.float64) for w in weights]
         xs = jnp.asarray(x, jnp.float64)
 

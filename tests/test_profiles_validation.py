@@ -126,6 +126,7 @@ def test_plasticity_profile_env_picks_the_profile_left_at_default(monkeypatch):
     from plasticity_lib import profiles
 
     monkeypatch.setenv("PLASTICITY_PROFILE", "smoke")
+    monkeypatch.setenv("PLASTICITY_ALLOW_CPU", "1")  # the paper profile refuses a CPU
     assert profiles.resolve_notebook("ch00_overview", {"profile": "default"}).profile == "smoke"
     assert profiles.resolve_notebook("ch00_overview", {"profile": "paper"}).profile == "paper"
     monkeypatch.setenv("PLASTICITY_PROFILE", "fast")

@@ -105,6 +105,8 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
+from . import timing
+
 NOT_EVALUATED_SMOKE = "not evaluated (smoke)"
 NOT_EVALUATED_FALLBACK = "not evaluated (fallback data)"
 VERDICTS = (
@@ -961,6 +963,8 @@ class ClaimBook:
             "seeds": fields.get("seeds"),
             "parameters": fields,
             "runtime_s": round(time.time() - self._start, 1),
+            # where the time went (compile / training / evaluation / plotting / other)
+            "timing": timing.summary(),
             "finished": _dt.datetime.now().isoformat(timespec="seconds"),
             "claims": [c.as_dict() for c in self.claims],
         }

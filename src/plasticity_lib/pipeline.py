@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import claims as claims_mod
-from . import profiles
+from . import profiles, timing
 
 KERNEL_NAME = "python3"
 
@@ -116,6 +116,23 @@ def select(names: Sequence[str] | None, root: Path | None = None) -> list[Chapte
             )
         out.extend(c for c in m if c not in out)
     return out
+
+
+#: JAX's persistent compilation cache, shared by every run of every profile (issue 22):
+#: a re-execution (a rebuild after a prose change, robustness runs, nbmake after
+#: ``execute``) loads the compiled programs instead of compiling them again. The cache is
+#: keyed by the program, JAX version, backend and flags, so it never changes a number.
+COMPILE_CACHE = Path("results") / ".jax-cache"
+
+
+def compile_cache_env(root: Path | None = None) -> dict[str, str]:
+    """Environment variables that turn on JAX's persistent compilation cache in
+    ``<root>/results/.jax-cache`` for programs that take at least 0.2 s to compile
+    (set either variable yourself to override)."""
+    return {
+        "JAX_COMPILATION_CACHE_DIR": str((root or repo_root()) / COMPILE_CACHE),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
+    }
 
 
 def results_root(profile: str, root: Path | None = None, folder: str | None = None) -> Path:
@@ -814,6 +831,7 @@ def _execute_staged(
     # the kernel's claim records and figures go to staging; PLASTICITY_PROFILE agrees
     # with the injected profile (so an environment default cannot override it)
     env = dict(os.environ, PLASTICITY_RESULTS_DIR=str(staging), PLASTICITY_PROFILE=profile)
+    env.update({k: v for k, v in compile_cache_env(root).items() if k not in os.environ})
     log = staging / "papermill.log"
     outcome, rc, elapsed, where = _run_child(cmd, env, log, timeout, exec_nb)
     now = dt.datetime.now().isoformat(timespec="seconds")
@@ -895,12 +913,21 @@ def _execute_staged(
             record,
             status="ok",
             summary=summary,
+            timing=_timing_of(claims_dst),
             last_ok=record["finished"],
             notebook_sha256=file_sha256(final_nb),
             claims_sha256=file_sha256(claims_dst) if claims_dst.exists() else None,
         ),
     )
     return ChapterRun(chapter.id, "ok", elapsed, summary)
+
+
+def _timing_of(claims_json: Path) -> dict[str, Any]:
+    """The chapter's time account (``plasticity_lib.timing``) from its claim record."""
+    try:
+        return dict(json.loads(claims_json.read_text()).get("timing") or {})
+    except (OSError, ValueError):
+        return {}
 
 
 def _check_profile_and_jobs(profile: str, jobs: int) -> None:
@@ -1299,6 +1326,8 @@ def list_chapters(profiles_to_show: Sequence[str] = profiles.PROFILE_NAMES) -> s
             if m:
                 what = m.get("summary", m.get("error", ""))
                 runs.append(f"{p}: {m['status']} {m['finished']} ({m['elapsed_s']} s) {what}")
+                if m.get("timing"):
+                    runs.append(f"  time: {timing.format_summary(m['timing'])}")
                 last = m.get("last_attempt")
                 if last:
                     runs.append(f"  last attempt: {last['status']} {last['finished']}")

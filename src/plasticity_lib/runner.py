@@ -15,16 +15,35 @@ Example (chapter 1's fine-tuning)::
                                     units_per_chunk=100,
                                     postfix=lambda out: {"loss": out["loss"][:, -1].mean()})
     # logs["loss"]: (models, 20 * 10), the chunks' outputs joined along ``axis=1``
+
+A long run (the paper profile on a GPU) passes ``checkpoint=path``: after every chunk the
+carry and the outputs so far are written to ``path`` atomically (temporary file,
+``fsync``, rename), and a rerun with the same ``path`` resumes after the last completed
+chunk, with the same final carry and outputs as an uninterrupted run (tested). Chapters
+take the path from :func:`plasticity_lib.profiles.checkpoint_path`, which names a file
+only at the paper profile.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import jax
 import numpy as np
 
-__all__ = ["run_chunks", "progress_bar"]
+from . import timing
+
+__all__ = ["run_chunks", "progress_bar", "CheckpointMismatch"]
+
+_FORMAT = "plasticity_lib.runner/1"
+
+
+class CheckpointMismatch(ValueError):
+    """A ``run_chunks`` checkpoint that does not belong to this run (other number of
+    chunks, other carry structure or shapes): it is never resumed silently."""
 
 
 def progress_bar(total: int, *, desc: str, unit: str, enabled: bool = True, initial: int = 0):
@@ -64,6 +83,7 @@ def run_chunks(
     axis: Optional[int] = 1,
     start: int = 0,
     on_chunk: Optional[Callable[[int, Any, Any], None]] = None,
+    checkpoint: Optional[str | os.PathLike] = None,
 ) -> tuple[Any, Any]:
     """Call ``carry, out = chunk_fn(carry, i)`` for ``i = start .. num_chunks - 1``.
 
@@ -83,12 +103,26 @@ def run_chunks(
       start: the first chunk index (a run resumed from a checkpoint).
       on_chunk: optional ``(i, carry, out) -> None`` called after each chunk (e.g. to
         write a checkpoint); ``out`` is already on the host.
+      checkpoint: optional file path. After every chunk, the carry and the outputs so
+        far are saved there atomically; if the file exists when the call starts, the run
+        resumes after its last completed chunk (``start`` must then be 0). The file is
+        kept after the last chunk, so a rerun returns the saved result at once.
     Returns:
       ``(carry, outs)``: the final carry (fetched to the host) and the joined outputs.
+    Raises:
+      CheckpointMismatch: ``checkpoint`` holds another run (number of chunks, carry
+        structure or leaf shapes differ).
     """
     num_chunks, start = int(num_chunks), int(start)
     if num_chunks < 0 or not 0 <= start <= num_chunks:
         raise ValueError(f"run_chunks: need 0 <= start={start} <= num_chunks={num_chunks}")
+    parts: list[Any] = []
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if checkpoint.exists():
+            if start:
+                raise ValueError("run_chunks: give either start= or checkpoint=, not both")
+            start, carry, parts = _load(checkpoint, carry, num_chunks)
     bar = progress_bar(
         num_chunks * units_per_chunk,
         desc=desc,
@@ -96,17 +130,19 @@ def run_chunks(
         enabled=progress,
         initial=start * units_per_chunk,
     )
-    parts = []
     try:
-        for i in range(start, num_chunks):
-            carry, out = chunk_fn(carry, i)
-            out = jax.device_get(out)
-            parts.append(out)
-            if postfix is not None:
-                bar.set_postfix({k: _fmt(v) for k, v in postfix(out).items()})
-            bar.update(units_per_chunk)
-            if on_chunk is not None:
-                on_chunk(i, carry, out)
+        with timing.section("training"):  # the time account (timing)
+            for i in range(start, num_chunks):
+                carry, out = chunk_fn(carry, i)
+                out = jax.device_get(out)
+                parts.append(out)
+                if postfix is not None:
+                    bar.set_postfix({k: _fmt(v) for k, v in postfix(out).items()})
+                bar.update(units_per_chunk)
+                if checkpoint is not None:
+                    _save(checkpoint, i + 1, num_chunks, carry, parts)
+                if on_chunk is not None:
+                    on_chunk(i, carry, out)
     finally:
         bar.close()
     carry = jax.device_get(carry)
@@ -114,3 +150,57 @@ def run_chunks(
         return carry, parts
     joined = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=axis), *parts)
     return carry, joined
+
+
+def _save(path: Path, next_chunk: int, num_chunks: int, carry: Any, parts: list) -> None:
+    """Write the run's state after ``next_chunk`` chunks to ``path`` atomically."""
+    payload = {
+        "format": _FORMAT,
+        "next_chunk": next_chunk,
+        "num_chunks": num_chunks,
+        "carry": jax.device_get(carry),
+        "parts": parts,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load(path: Path, template: Any, num_chunks: int) -> tuple[int, Any, list]:
+    """``(next_chunk, carry, parts)`` from a checkpoint of :func:`run_chunks`, checked
+    against this run's initial carry ``template`` and ``num_chunks``."""
+    with open(path, "rb") as fh:
+        payload = pickle.load(fh)
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise CheckpointMismatch(f"{path} is not a run_chunks checkpoint; delete it or move it")
+    if payload["num_chunks"] != num_chunks:
+        raise CheckpointMismatch(
+            f"{path} is a run of {payload['num_chunks']} chunks, this run has {num_chunks}; "
+            "delete the file to start afresh"
+        )
+    carry = payload["carry"]
+    want, got = jax.tree_util.tree_structure(template), jax.tree_util.tree_structure(carry)
+    if want != got:
+        raise CheckpointMismatch(f"{path}: the saved carry has another structure than this run's")
+    for a, b in zip(jax.tree_util.tree_leaves(template), jax.tree_util.tree_leaves(carry)):
+        if np.shape(a) != np.shape(b) or _dtype(a) != _dtype(b):
+            raise CheckpointMismatch(
+                f"{path}: saved carry leaf {np.shape(b)} {_dtype(b)} does not match "
+                f"this run's {np.shape(a)} {_dtype(a)}"
+            )
+    return int(payload["next_chunk"]), carry, list(payload["parts"])
+
+
+def _dtype(x: Any) -> str:
+    """The dtype a leaf has inside a compiled chunk (a Python ``0`` is ``int32``)."""
+    try:
+        return str(jax.numpy.result_type(x))
+    except TypeError:
+        return str(getattr(x, "dtype", type(x).__name__))

@@ -18,6 +18,7 @@ Submodules
 ``probe``          the App. B.3 plasticity probe (fit ``f(theta_T) + eta``).
 """
 
+from .. import timing as _timing
 from . import curvature, ntk, probe, representation, units
 from .curvature import hessian_extreme_eigenvalues, hessian_top_eigenvalue, hvp, sharpness
 from .ntk import (
@@ -74,3 +75,9 @@ from .units import (
     slope_spread,
     weight_gradient_from_preact_grads,
 )
+
+# entry points that run their own training or evaluation count as "evaluation" in the
+# chapter's time account (plasticity_lib.timing)
+plasticity_measure = _timing.timed("evaluation")(plasticity_measure)
+plasticity_probe = _timing.timed("evaluation")(plasticity_probe)
+probe_vmapped = _timing.timed("evaluation")(probe_vmapped)

@@ -38,6 +38,12 @@ PROFILE_NAMES = ("smoke", "default", "paper")
 #: Picks the profile of a notebook whose ``profile`` is left at "default"
 #: (``PLASTICITY_PROFILE=smoke pytest --nbmake chapters/``); plasticity-book execute sets it.
 PROFILE_ENV = "PLASTICITY_PROFILE"
+#: Set to 1 to run the paper profile on a CPU (it refuses otherwise: its settings are
+#: sized for a GPU, and a CPU run would take days without saying why).
+ALLOW_CPU_ENV = "PLASTICITY_ALLOW_CPU"
+#: Where :func:`checkpoint_path` puts checkpoints (default ``<repo>/results/checkpoints``);
+#: setting it also turns checkpoints on at the smoke and default profiles.
+CHECKPOINT_ENV = "PLASTICITY_CHECKPOINT_DIR"
 
 # ``CONSTRAINTS`` operators: ``(left, op, right)`` holds when ``OPS[op](left, right)``.
 OPS = {
@@ -350,7 +356,75 @@ def resolve_notebook(chapter: str, namespace: Mapping[str, Any]) -> Params:
                 f"unknown profile {env!r} in ${PROFILE_ENV}; allowed: {list(PROFILE_NAMES)}"
             )
         profile = env
-    return resolve(chapter, profile, **params)
+    resolved = resolve(chapter, profile, **params)
+    if profile == "paper":
+        _refuse_cpu(chapter)
+    return resolved
+
+
+def _refuse_cpu(chapter: str) -> None:
+    """The paper profile on a CPU backend: a clear refusal unless ``$PLASTICITY_ALLOW_CPU``."""
+    if os.environ.get(ALLOW_CPU_ENV, "").strip() in ("1", "true", "yes"):
+        return
+    import jax
+
+    backend = jax.default_backend()
+    if backend == "cpu":
+        raise ParameterError(
+            f"{chapter}: the paper profile needs a GPU or TPU, and JAX's backend is 'cpu' "
+            f"(devices: {jax.devices()}). Install the GPU extra (pip install "
+            f"'plasticity-lib[gpu]') on a machine with a GPU, or set {ALLOW_CPU_ENV}=1 to run "
+            "it on the CPU anyway (e.g. with small --param overrides, to check it runs)."
+        )
+
+
+def checkpoint_dir(params: Params):
+    """The folder for ``train.train_stream(checkpoint_dir=...)`` (which names its own
+    fingerprinted files): the folder of :func:`checkpoint_path`, or ``None``."""
+    path = checkpoint_path(params, "stream")
+    return None if path is None else str(path.parent)
+
+
+def checkpoint_path(params: Params, name: str):
+    """The checkpoint file of one long run of a chapter, or ``None`` (no checkpoints).
+
+    At the paper profile (or whenever ``$PLASTICITY_CHECKPOINT_DIR`` is set) a chapter
+    passes this path to ``runner.run_chunks(checkpoint=...)`` or
+    ``train.train_stream(checkpoint_dir=...)``, so a long GPU run that dies resumes
+    after its last completed chunk when the chapter is executed again. The file is
+    ``<dir>/<chapter>/<name>-<profile>-<hash>.pkl``, where the hash covers every
+    parameter value: a run with other parameters never resumes this one.
+
+    Args:
+      params: the chapter's resolved :class:`Params`.
+      name: the run within the chapter (e.g. ``"pretrain"``), letters, digits, ``-_``.
+    Returns:
+      ``pathlib.Path`` or ``None`` at the smoke and default profiles (unless the
+      environment variable is set).
+    """
+    import hashlib
+    import json
+    import re
+    from pathlib import Path
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ValueError(f"checkpoint_path: name={name!r} must be letters, digits, '-' or '_'")
+    env = os.environ.get(CHECKPOINT_ENV, "").strip()
+    if not env and params.profile != "paper":
+        return None
+    if env:
+        root = Path(env)
+    else:
+        here = Path.cwd().resolve()
+        repo = next(
+            (d for d in (here, *here.parents) if (d / "chapters").is_dir()),
+            here,
+        )
+        root = repo / "results" / "checkpoints"
+    digest = hashlib.sha1(
+        json.dumps(dict(params), sort_keys=True, default=repr).encode()
+    ).hexdigest()[:12]
+    return root / params.chapter / f"{name}-{params.profile}-{digest}.pkl"
 
 
 def show(chapter: str):

@@ -105,6 +105,20 @@ def test_execute_skip_and_reexecute(tiny_book, capsys):
     nb = json.loads((res / "ch00_overview.ipynb").read_text())
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "seeds = 3" in "".join(injected[0]["source"])
+    # the page says which run it shows, once, after the title cell
+    stamps = [c for c in nb["cells"] if c["metadata"].get("plasticity_run_stamp")]
+    assert len(stamps) == 1 and nb["cells"].index(stamps[0]) == 1
+    text = "".join(stamps[0]["source"])
+    assert text.startswith("*This run: profile smoke, commit ")
+    for word in ("executed ", "hardware ", "parameters seeds=3"):
+        assert word in text, (word, text)
+    # the time account of the run is in its claim record and its meta record
+    meta = json.loads((res / "ch00_overview.meta.json").read_text())
+    rec = json.loads((res / "ch00_overview.claims.json").read_text())
+    assert meta["timing"] == rec["timing"] and rec["timing"]["total_s"] > 0
+    assert {f"{n}_s" for n in ("compile", "training", "evaluation", "plotting", "other")} <= set(
+        rec["timing"]
+    )
 
 
 def test_failing_chapter_is_named_and_others_still_run(tiny_book, monkeypatch, capsys):
@@ -168,7 +182,9 @@ def test_list(tiny_book, capsys):
     cli.main(["execute", "--profile", "smoke"])
     capsys.readouterr()
     cli.main(["list"])
-    assert "smoke: ok" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "smoke: ok" in out
+    assert "time: total " in out and "compile " in out and "training " in out
 
 
 def _part(stat, value, low, high, thr, direction, verdict, **extra):

@@ -225,11 +225,6 @@ def test_injected_parameters_cell_is_hidden(html_dir):
     assert not shown, f"papermill's injected-parameters cell is shown on {shown}"
 
 
-@pytest.mark.xfail(
-    reason="issue 20 part 3: the pipeline does not yet stamp chapter pages with the run "
-    "(profile, commit, date, hardware); the scorecard is stamped",
-    strict=False,
-)
 def test_every_chapter_is_stamped(html_dir):
     """Every chapter says which run it shows: profile, commit, date and hardware."""
     missing = {}

@@ -534,6 +534,34 @@ def finish_notebook(nb) -> None:
         cell.outputs = _clean_outputs(cell.get("outputs", []))
 
 
+#: Metadata key of the run-stamp cell that :func:`stamp_notebook` inserts.
+STAMP_KEY = "plasticity_run_stamp"
+
+
+def stamp_notebook(nb, record: dict[str, Any], timing_account: dict[str, Any]) -> None:
+    """In place: a markdown cell after the chapter's title cell that says which run the
+    page shows ("This run: profile ..., commit ..., executed ..., hardware ...", and the
+    time account). A second stamp replaces the first."""
+    import nbformat
+
+    nb.cells = [c for c in nb.cells if not c.metadata.get(STAMP_KEY)]
+    commit = record.get("commit") or "unknown"
+    when = str(record.get("finished", "")).replace("T", " ")
+    text = (
+        f"*This run: profile {record['profile']}, commit {commit[:12]}, executed {when}, "
+        f"hardware {record.get('hardware', 'unknown')}; {record.get('elapsed_s', 0):.0f} s"
+    )
+    if timing_account:
+        text += f" ({timing.format_summary(timing_account)})"
+    overrides = {k: v for k, v in (record.get("parameters") or {}).items() if k != "profile"}
+    if overrides:
+        text += ", parameters " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    cell = nbformat.v4.new_markdown_cell(text + ".*")
+    cell.metadata[STAMP_KEY] = True
+    at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+    nb.cells.insert(at, cell)
+
+
 # -------------------------------------------------------------------- locks
 
 
@@ -890,6 +918,7 @@ def _execute_staged(
     # success: figures, claims, the notebook, then the meta record that vouches for
     # them (with their SHA-256); all under the chapter's lock
     finish_notebook(nb)
+    stamp_notebook(nb, record, _timing_of(staging / f"{chapter.id}.claims.json"))
     nbformat.write(nb, exec_nb)
     fig_src = staging / "figures"
     if fig_src.is_dir():

@@ -178,6 +178,7 @@ for name, (model_cfg, train_cfg) in methods.items():
         num_tasks=P.num_tasks,
         steps_per_task=P.steps_per_task,
         log_every=P.log_every,
+        checkpoint_dir=profiles.checkpoint_dir(P),  # paper profile: resumable after a crash
     )
     print(f"  done in {runs[name].wall_time_s:.1f} s; diverged: {int(runs[name].diverged.sum())}")
 

@@ -201,14 +201,20 @@ ax.set(
     ylabel="end-of-task training accuracy (%)",
     title=f"Random-label tasks on {ds.source.split(' (')[0]}: {P.seeds} seeds, mean and 95 % band",
 )
-plotting.savefig(fig, "ch00_end_of_task_accuracy", P.profile)
-plt.show()
+plotting.figure(fig, "ch00_end_of_task_accuracy", P.profile)
 
 # %% [markdown]
-# Each point is the accuracy on the whole current labelling at the end of a task.
-# The plain MLP (baseline) fits the first labellings and then less and less of each new
-# one; with layer normalisation and L2 the network keeps fitting each new labelling.
-# The dotted line is chance (10 %).
+# ```{glue:figure} ch00_end_of_task_accuracy
+# ---
+# name: fig-ch00-end-of-task-accuracy
+# alt: End-of-task training accuracy against the task index, one line per network with a
+#   band over seeds, and a dotted line at chance.
+# ---
+# Accuracy on the whole current labelling at the end of each task (mean and 95 % band
+# over seeds). What to see: whether the plain MLP (baseline) fits each new labelling less
+# well than the one before, while the network with layer normalisation and L2 keeps
+# fitting them. The dotted line is chance (10 %).
+# ```
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
@@ -224,13 +230,20 @@ ax.set(
     ylabel=r"parameter norm $\|\theta\|_2$",
     title="Parameter norm at the end of each task",
 )
-plotting.savefig(fig, "ch00_param_norm", P.profile)
-plt.show()
+plotting.figure(fig, "ch00_param_norm", P.profile)
 
 # %% [markdown]
-# The parameter norm of the baseline grows task after task — one of the mechanisms
-# the paper identifies (§3.2, "parameter norm growth") — while L2 slows the growth of
-# the LN+L2 network's norm to a crawl.
+# ```{glue:figure} ch00_param_norm
+# ---
+# name: fig-ch00-param-norm
+# alt: Global parameter norm at the end of each task, one line per network with a band
+#   over seeds.
+# ---
+# Parameter norm $\|\theta\|_2$ at the end of each task (mean and 95 % band over seeds).
+# What to see: the baseline's norm grows task after task — one of the mechanisms the paper
+# identifies (§3.2, "parameter norm growth") — while L2 holds the LN+L2 network's norm
+# back.
+# ```
 
 # %% [markdown]
 # ## Claim checks

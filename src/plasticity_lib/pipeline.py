@@ -548,7 +548,7 @@ def stamp_notebook(nb, record: dict[str, Any], timing_account: dict[str, Any]) -
     commit = record.get("commit") or "unknown"
     when = str(record.get("finished", "")).replace("T", " ")
     text = (
-        f"*This run: profile {record['profile']}, commit {commit[:12]}, executed {when}, "
+        f"*This run: profile {record['profile']}, commit {commit}, executed {when}, "
         f"hardware {record.get('hardware', 'unknown')}; {record.get('elapsed_s', 0):.0f} s"
     )
     if timing_account:

@@ -178,7 +178,7 @@ def test_floats_with_an_exponent_reach_the_notebook_as_floats(tmp_path, env, mon
     assert cli.main([*args, "--param", "l2=0.00001"]) == 0, capsys.readouterr().out
     res = book / "results" / "smoke"
     nb = json.loads((res / "ch00_overview.ipynb").read_text())
-    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"]["tags"]]
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1 and "remove-cell" in injected[0]["metadata"]["tags"]
     assert "learning_rate = 1e-05" in "".join(injected[0]["source"])
     outs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]

@@ -31,7 +31,10 @@ Usage::
 
 Writes ``benchmarks/results/engine.json``: a JSON list of records (the ``matmul``
 ``roofline`` record carries the machine information and load average, a final
-``summary``/``targets`` record says whether the targets were met).
+``summary``/``targets`` record says whether the target was met: the paper MLP's single
+model at >= 70 % of the matmul roofline; the vmap8/sequential8 ratio is reported for
+information, its former 3x target is retired). The comparison with a plain PyTorch loop
+is ``benchmarks/anchor.py``.
 """
 
 from __future__ import annotations
@@ -112,6 +115,15 @@ def _mlp_flops_per_step(in_dim: int, width: int, depth: int, out: int, batch: in
     dims = [in_dim] + [width] * depth + [out]
     fwd = 2 * batch * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
     return 3.0 * fwd
+
+
+def paper_cnn_flops_per_step(batch: int = 128) -> float:
+    """fwd+bwd matmul/conv FLOPs (3x forward) of one paper-CNN step (B.1, 32x32x3 inputs):
+    convs 32x32 (3->32, 32->32), pool, 16x16 (32->32 x2), pool, then dense
+    8*8*32 -> 256 -> 256 -> 10."""
+    conv = 2 * batch * 9 * (32 * 32 * (3 * 32 + 32 * 32) + 16 * 16 * (32 * 32 * 2))
+    dense = 2 * batch * (8 * 8 * 32 * 256 + 256 * 256 + 256 * 10)
+    return 3.0 * (conv + dense)
 
 
 def _random_task(n: int, shape: tuple, classes: int = 10, seed: int = 0) -> _Task:
@@ -217,11 +229,7 @@ def section_cnn(ctx: dict) -> list:
     roof = ctx["roofline_gflops"]
     records = []
     task = _random_task(512, (32, 32, 3))
-    # forward FLOPs: convs 32x32 (3->32, 32->32), pool, 16x16 (32->32 x2), pool,
-    # then dense 8*8*32 -> 256 -> 256 -> 10
-    conv = 2 * 128 * 9 * (32 * 32 * (3 * 32 + 32 * 32) + 16 * 16 * (32 * 32 * 2))
-    dense = 2 * 128 * (8 * 8 * 32 * 256 + 256 * 256 + 256 * 10)
-    flops = 3.0 * (conv + dense)
+    flops = paper_cnn_flops_per_step(128)
     variants = [
         ("im2col", 1, 4 if ctx["quick"] else 10),
         ("lax", 1, 1),
@@ -362,12 +370,15 @@ def main(argv=None) -> list:
         f = r["roofline_fraction"] if wall_ok else r["cpu_roofline_fraction"]
         summary["target_a_met"] = bool(f >= 0.70)
     if ("small_mlp", "vmap8") in by and ("small_mlp", "sequential8") in by:
+        # Information only: the former target (b), vmap8 >= 3x sequential8, is retired
+        # (issue 22): one model already runs near the matmul roofline on this CPU, so no
+        # batching of the same FLOPs can make each model 3x faster. The side-by-side
+        # comparison with a plain PyTorch loop is benchmarks/anchor.py.
         v, q = by[("small_mlp", "vmap8")], by[("small_mlp", "sequential8")]
         wall_ratio = v["steps_per_s_per_model"] / q["steps_per_s_per_model"]
         cpu_ratio = v["cpu_roofline_fraction"] / q["cpu_roofline_fraction"]
         summary["small_mlp_vmap8_over_sequential8_wall"] = wall_ratio
         summary["small_mlp_vmap8_over_sequential8_cpu_time"] = cpu_ratio
-        summary["target_b_met"] = bool((wall_ratio if wall_ok else cpu_ratio) >= 3.0)
 
     print("\n| workload | variant | steps/s/model | GFLOP/s | roofline | fraction |")
     print("|---|---|---|---|---|---|")

@@ -139,6 +139,7 @@ offsets = None  # pretraining offsets b; the first must be 0, the last is b_max
 alphas = None  # scales of the zero-mean control; the last must equal b_max
 pre_steps = None  # Adam steps of pretraining
 ft_steps = None  # Adam steps of fine-tuning
+sgd_learning_rate = None  # plain-SGD learning rate of the SGD control (chosen on b = 0)
 n_train = None  # training images
 
 # %%
@@ -204,17 +205,25 @@ profiles.show("ch01_target_offset")
 #   - CPU budget
 # * - offsets
 #   - $b \in \{0, 8, 16, 32\}$ (and mean-100 targets for the SVD)
-#   - $b \in$ `offsets` above
-#   - one more doubling to $b_\text{max} = 64$
+#   - $b \in$ `offsets` above, $b_\text{max}$ its largest
+#   - the paper's doses; no mean-100 SVD run (at large $b$ fine-tuning sits at the
+#     constant predictor's loss, see the floor guard below)
 # * - steps
-#   - not given (Fig. 13 skips the first 1,000 fine-tuning steps)
-#   - `pre_steps` pretraining, `ft_steps` fine-tuning
-#   - CPU budget
+#   - not given (Fig. 13 skips the first 1,000 fine-tuning steps, so fine-tuning ran
+#     well past 1,000)
+#   - `pre_steps` pretraining, `ft_steps` fine-tuning (at least 2,000)
+#   - CPU budget for pretraining; fine-tuning long enough to leave out a first 1,000
 # * - seeds
 #   - 3 target seeds
 #   - `seeds` above; a seed fixes network init, minibatches and both target networks, shared by all
 #     offsets
-#   - intervals over seeds, paired comparisons
+#   - intervals over seeds, paired comparisons; 3 seeds keep the longer fine-tuning
+#     within the budget
+# * - SGD control
+#   - —
+#   - plain SGD, learning rate `sgd_learning_rate`, $b \in \{0, b_\text{max}\}$, no
+#     normalisation
+#   - ours (`ch1.bias_under_sgd`): the bias test without Adam's step bound
 # * - final loss
 #   - average over seeds and the last 10 SGD iterates
 #   - the same
@@ -229,8 +238,9 @@ profiles.show("ch01_target_offset")
 #   - our reading; $\alpha_\text{max} = b_\text{max}$ matches the second moment
 # ```
 #
-# The paper profile uses the CNN on 10,000 CIFAR-10 images with batch 512 and
-# $b \in \{0, 8, 16, 32, 100\}$ (a GPU run).
+# The paper profile uses the CNN on 10,000 CIFAR-10 images with batch 512, the same
+# offsets and 40,000 pretraining steps, enough for Adam to move the output bias to
+# $b_\text{max}$ (a GPU run).
 
 # %% [markdown]
 # ## Experiment
@@ -296,6 +306,7 @@ def train_phase(network, cfg, y, model_seeds, num_steps, log_every, init_params=
         unit="step",
         units_per_chunk=chunk,
         postfix=lambda logs: {"loss": logs["loss"][:, -1]},
+        checkpoint=profiles.checkpoint_path(P, desc),  # paper profile: resumable
     )
 
 
@@ -423,6 +434,90 @@ for norm in ("none", "layer"):
 print(f"wall {time.time() - t0:.0f} s, process CPU {time.process_time() - c0:.0f} s")
 
 
+# %% [markdown]
+# ### The SGD control: could the bias have carried the offset?
+#
+# Adam's update of a parameter is bounded by about one learning rate per step, so in
+# `pre_steps` steps it can move the output bias by about `learning_rate` × `pre_steps`;
+# when that is less than $b$, "the offset is not in the bias" could not have come out
+# otherwise. Plain SGD has no such bound: the gradient of the MSE with respect to the bias
+# $c$ is twice the mean residual, about $-2b$ at the start of offset-$b$ pretraining. We
+# pretrain the network without normalisation with plain SGD on $b = 0$ and
+# $b = b_\text{max}$ (the same seeds, target networks and minibatches as Adam's
+# pretraining) and take the same feature diagnostics. The learning rate
+# `sgd_learning_rate` was chosen on $b = 0$ only, before any $b > 0$ SGD run, by the probe
+# printed below; the $b = 0$ curve of this run shows it again.
+
+# %%
+SGD_LR_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)  # the probe's grid (profile docstring)
+SGD_CONDITIONS = [ZERO, (B[-1], 0.0)]
+
+
+def pretrain_sgd():
+    """Plain-SGD pretraining of the network without normalisation on ``SGD_CONDITIONS``:
+    ``{condition: {name: (S, ...)}}`` with the logs, feature diagnostics and ``diverged``."""
+    network = make_network(
+        ModelConfig(arch=P.arch, width=P.width, depth=P.depth, norm="none", num_outputs=1)
+    )
+    cfg = train.TrainConfig(
+        optimizer="sgd", loss="mse", batch_size=P.batch_size, learning_rate=P.sgd_learning_rate
+    )
+    y = targets.offset_targets(x, keys.for_seeds(seed_list, PRETRAIN_TAG), SGD_CONDITIONS)
+    desc = f"pretrain no norm, SGD lr={P.sgd_learning_rate:g}: 2 targets x {S} seeds"
+    state, logs = train_phase(
+        network, cfg, y, seed_list * len(SGD_CONDITIONS), P.pre_steps, P.pre_log_every, desc=desc
+    )
+    diag = feature_diagnostics(network, state.params)
+    return by_condition(SGD_CONDITIONS, {**logs, **diag, "diverged": state.diverged})
+
+
+print(
+    f"sgd_learning_rate = {P.sgd_learning_rate:g}, chosen before any b > 0 SGD run: of the grid "
+    f"{list(SGD_LR_GRID)}, the value with the lowest final pretraining loss at b = 0 among those "
+    "where no seed diverged (probe: default settings, seeds 0-2, 1,000 SGD steps)"
+)
+sgd = pretrain_sgd()
+print(
+    "SGD diverged models: "
+    + ", ".join(f"b={c[0]:g}: {int(r['diverged'].sum())}" for c, r in sgd.items())
+)
+
+# %% [markdown]
+# ### The floor of every loss comparison
+#
+# A network that has learnt nothing of its fine-tuning targets but their mean has the
+# loss of the best constant predictor, the variance of the targets
+# (`targets.constant_predictor_loss`; about 1/2 here, per seed, the same for offset $b$
+# and offset 0, which differ by a constant). When every arm a loss comparison compares
+# sits at that floor, the comparison measures nothing about plasticity: each such claim
+# part declares the floor, and is `uninformative` when every seed of every compared arm
+# lies within the fraction `FLOOR_TOL` of it (the issue's rule, applied by
+# `claims.Bound` to $|\text{loss}/\text{floor} - 1|$).
+
+# %%
+FLOOR_TOL = 0.05  # issue 15: arms within 5 % of the constant predictor's loss are at the floor
+floor = targets.constant_predictor_loss(
+    targets.offset_targets(x, keys.for_seeds(seed_list, FINETUNE_TAG), [ZERO])
+)  # (S,)
+
+
+def floor_bound(**arms):
+    """``claims.Bound`` of a loss comparison: every arm (S,) final fine-tuning losses, at
+    the floor when ``|loss / floor - 1| <= FLOOR_TOL`` for every seed."""
+    return claims.Bound(
+        0.0,
+        FLOOR_TOL,
+        {
+            f"{name}: |loss/floor - 1|": np.abs(np.asarray(v) / floor - 1)
+            for name, v in arms.items()
+        },
+        side="floor",
+    )
+
+
+print(f"floor (constant-predictor loss of the fine-tuning targets) per seed: {np.round(floor, 4)}")
+
+
 # %%
 def final_loss(norm, b=0.0, target="zero", alpha=0.0):
     """(S,) final fine-tuning loss (mean minibatch MSE of the last 10 steps) after
@@ -487,6 +582,8 @@ g = sns.relplot(
     facet_kws={"sharey": "row", "margin_titles": True},
 )
 plotting.plain_log_y(g.axes)
+for ax in g.axes.flat:
+    plotting.reference_line(ax, float(floor.mean()), "floor: constant predictor")
 g.set_axis_labels("fine-tuning step", "minibatch MSE")
 g.set_titles(col_template="{col_name}", row_template="{row_name} targets")
 sns.move_legend(
@@ -503,10 +600,11 @@ plt.show()
 # tenth of fine-tuning is left out, as the paper leaves out its first 1,000 steps. Top:
 # the new targets keep the offset $b$; bottom: they are centred at 0. Every task is
 # equally hard (random values of variance about 1/2 around the offset), so the curves
-# would coincide if pretraining left no trace. Without normalisation they fan out with
-# $b$ in both rows. With layer norm (right) the same-offset curves stay close together,
-# while zero-offset fine-tuning is slowed about as much as without normalisation: after
-# the largest offsets the loss hardly moves below 1/2, the loss of predicting 0.
+# would coincide if pretraining left no trace. The dotted line is the floor, the loss of
+# the best constant predictor of the fine-tuning targets. In the default run, without
+# normalisation the curves fan out with $b$ in both rows; with layer norm (right) the
+# same-offset curves stay close together, while zero-offset fine-tuning after the large
+# offsets starts at the floor and leaves it more slowly than without normalisation.
 
 # %% [markdown]
 # ## Dose-response (Fig. 1 left, Fig. 12 right)
@@ -540,6 +638,8 @@ g = sns.relplot(
     aspect=1.15,
 )
 plotting.plain_log_y(g.axes)
+for ax in g.axes.flat:
+    plotting.reference_line(ax, float(floor.mean()), "floor: constant predictor")
 g.set(xticks=B)
 g.set_axis_labels("pretraining target offset b", "final fine-tuning MSE\n(last 10 steps)")
 g.set_titles("{col_name}")
@@ -552,10 +652,10 @@ dose.groupby(["network", "target", "offset"])["loss"].mean().unstack("offset").r
 # Final fine-tuning loss (log scale, mean and 95 % band over seeds) against the offset of
 # the pretraining targets. The fine-tuning task is equally hard for every $b$, so a flat
 # line would mean no loss of plasticity; a rising line is the paper's dose-response.
-# Without normalisation both lines rise with $b$ (the zero-offset line levels off near
-# 1/2, the loss of predicting 0, where nothing of the new targets has been learnt).
-# Layer norm flattens the same-offset line, not the zero-offset one. The table gives
-# the seed means.
+# The dotted line is the floor (the constant predictor's loss), where nothing of the new
+# targets has been learnt. In the default run both lines rise with $b$ without
+# normalisation; layer norm flattens the same-offset line, while its zero-offset line
+# rises more steeply than without normalisation. The table gives the seed means.
 
 # %% [markdown]
 # ## Where the offset lives: the penultimate features (Figs. 14, 15)
@@ -709,6 +809,81 @@ plt.show()
 # negative top-direction contribution cancel.
 
 # %% [markdown]
+# ### Without Adam's step bound: plain SGD
+
+# %%
+pre_steps_axis = P.pre_log_every * np.arange(1, P.pre_steps // P.pre_log_every + 1)
+adam_pre = runs["none"]["pretrain"]
+pre_curves = pd.concat(
+    [
+        plotting.long_frame(
+            result[c]["loss"], pre_steps_axis, "step", "loss", optimizer=opt, b=f"{c[0]:g}"
+        )
+        for opt, result in (("Adam", adam_pre), (f"SGD, lr {P.sgd_learning_rate:g}", sgd))
+        for c in SGD_CONDITIONS
+    ],
+    ignore_index=True,
+)
+carriers = pd.concat(
+    [
+        pd.DataFrame(
+            {
+                "optimizer": opt,
+                "quantity": quantity,
+                "share of the offset": np.where(  # diverged seeds left out
+                    result[SGD_CONDITIONS[1]]["diverged"],
+                    np.nan,
+                    fn(result[SGD_CONDITIONS[1]]) / B[-1],
+                ),
+            }
+        )
+        for opt, result in (("Adam", adam_pre), (f"SGD, lr {P.sgd_learning_rate:g}", sgd))
+        for quantity, fn in (
+            ("top feature direction", lambda r: r["top_mean"]),
+            ("|final-layer bias|", lambda r: np.abs(r["bias"])),
+        )
+    ],
+    ignore_index=True,
+)
+fig, axes = plt.subplots(1, 2, figsize=(11.5, 3.9), gridspec_kw={"width_ratios": [1.2, 1]})
+sns.lineplot(
+    data=pre_curves,
+    x="step",
+    y="loss",
+    hue="optimizer",
+    style="b",
+    errorbar=("ci", 95),
+    ax=axes[0],
+)
+axes[0].set(yscale="log", xlabel="pretraining step", ylabel="minibatch MSE", title="Pretraining")
+sns.stripplot(
+    data=carriers,
+    x="quantity",
+    y="share of the offset",
+    hue="optimizer",
+    dodge=True,
+    size=7,
+    ax=axes[1],
+)
+axes[1].axhline(1.0, ls=":", color="grey", lw=1.5)
+axes[1].set(
+    xlabel="", ylabel=f"share of b = {B[-1]:g}", title=f"After pretraining on b = {B[-1]:g}"
+)
+fig.suptitle(f"No normalization: Adam vs plain SGD ({P.seeds} seeds)", y=1.03)
+plotting.savefig(fig, "ch01_sgd_control", P.profile)
+plt.show()
+
+# %% [markdown]
+# Left: pretraining loss (log scale, mean and 95 % band over seeds) with Adam and with
+# plain SGD at the learning rate chosen on $b = 0$, for $b = 0$ and $b = b_\text{max}$.
+# Right: after pretraining on $b = b_\text{max}$, the share of the offset carried by the
+# top feature direction (mean output along it, divided by $b$) and by the final-layer
+# bias ($|c|/b$), one point per seed; the dotted line is the whole offset. With plain SGD
+# nothing bounds the bias's steps, so a small bias share means the network chose to
+# carry the offset in its features (`ch1.bias_under_sgd`). A seed that diverged has no
+# curve past its divergence and no point on the right.
+
+# %% [markdown]
 # ## Mean, not scale (Fig. 16)
 
 # %%
@@ -794,7 +969,11 @@ plt.show()
 # %% [markdown]
 # ## Claim checks
 #
-# Thresholds and statistics are those fixed in the chapter's issue before the run.
+# Thresholds and statistics are those fixed in the chapter's issues before the run. Every
+# part that compares fine-tuning losses carries the floor guard above (the arms it
+# compares are listed in its record). `ch1.bias_in_features` has a part that says whether
+# the test could have failed: Adam's reach, learning rate × pretraining steps, must be at
+# least $b_\text{max}$ (`claims.could_fail`: otherwise the claim is `uninformative`).
 # Ratios are ratios of seed-means, with a percentile bootstrap over seeds (seeds
 # resampled jointly across the conditions they share: `stats.ratio_of_means`,
 # `stats.difference_of_ratios`); the Spearman correlation is between $b$ and the
@@ -835,51 +1014,55 @@ est["bias_over_b"] = claims.t_interval(np.abs(pretrained_bmax["bias"]) / bmax)
 est["alpha_ratio"] = stats.ratio_of_means(
     final_loss("none", 0.0, "zero", alpha=amax), final_loss("none", 0.0, "zero")
 )
+adam_reach = P.learning_rate * P.pre_steps  # the most Adam can move the bias in pretraining
+sgd_bmax = sgd[SGD_CONDITIONS[1]]
+sgd_ok = ~np.asarray(sgd_bmax["diverged"])  # a diverged model keeps its last finite parameters
+est["sgd_bias_over_b"] = claims.t_interval(
+    np.where(sgd_ok, np.abs(sgd_bmax["bias"]) / bmax, np.nan), drop_nonfinite=True
+)
+est["sgd_top_mean_over_b"] = claims.t_interval(
+    np.where(sgd_ok, sgd_bmax["top_mean"] / bmax, np.nan), drop_nonfinite=True
+)
 
 # %%
 book = claims.ClaimBook("ch01_target_offset", P, dataset=ds.source)
-book.check(
-    "ch1.dose_same",
-    kind="paper",
-    statement="Without normalization, the final fine-tuning loss on targets with the "
-    "pretraining offset grows with the offset b (dose-response).",
-    figure="§3.1, Fig. 1 (left), Fig. 12 (right), Fig. 13",
-    parts=[
-        claims.part(
-            "no norm, same-offset targets: Spearman ρ(b, seed-mean final loss)",
-            est["rho_same"],
-            0.9,
-            ">=",
-        ),
-        claims.part(
-            f"no norm, same-offset targets: loss(b={bmax:g}) / loss(b=0)",
-            est["ratio_same"],
-            1.0,
-            ">",
-        ),
-    ],
-)
-book.check(
-    "ch1.dose_zero",
-    kind="paper",
-    statement="Without normalization, the final fine-tuning loss on zero-offset targets grows "
-    "with the pretraining offset b.",
-    figure="§3.1, Fig. 1 (left), Fig. 12 (right), Fig. 13",
-    parts=[
-        claims.part(
-            "no norm, zero-offset targets: Spearman ρ(b, seed-mean final loss)",
-            est["rho_zero"],
-            0.9,
-            ">=",
-        ),
-        claims.part(
-            f"no norm, zero-offset targets: loss(b={bmax:g}) / loss(b=0)",
-            est["ratio_zero"],
-            1.0,
-            ">",
-        ),
-    ],
-)
+
+
+def arms(norm, target, offsets):
+    """``{arm: (S,) final losses}`` of the compared arms of a loss comparison."""
+    return {f"{NET[norm]}, {target} offset, b={b:g}": final_loss(norm, b, target) for b in offsets}
+
+
+def on_floor(norm, target, offsets):
+    """The floor guard of a loss comparison of the arms ``offsets``."""
+    return floor_bound(**arms(norm, target, offsets))
+
+
+for target in ("same", "zero"):
+    book.check(
+        f"ch1.dose_{target}",
+        kind="paper",
+        statement="Without normalization, the final fine-tuning loss on "
+        + ("targets with the pretraining offset" if target == "same" else "zero-offset targets")
+        + " grows with the pretraining offset b (dose-response).",
+        figure="§3.1, Fig. 1 (left), Fig. 12 (right), Fig. 13",
+        parts=[
+            claims.part(
+                f"no norm, {target}-offset targets: Spearman ρ(b, seed-mean final loss)",
+                est[f"rho_{target}"],
+                0.9,
+                ">=",
+                bound=on_floor("none", target, B),
+            ),
+            claims.part(
+                f"no norm, {target}-offset targets: loss(b={bmax:g}) / loss(b=0)",
+                est[f"ratio_{target}"],
+                1.0,
+                ">",
+                bound=on_floor("none", target, [0.0, bmax]),
+            ),
+        ],
+    )
 book.check(
     "ch1.ln_partial",
     kind="paper",
@@ -892,12 +1075,16 @@ book.check(
             est["ratio_zero_gap"],
             0.0,
             ">",
+            bound=floor_bound(
+                **arms("none", "zero", [0.0, bmax]), **arms("layer", "zero", [0.0, bmax])
+            ),
         ),
         claims.part(
             f"layer norm, zero-offset targets: loss(b={bmax:g}) / loss(b=0)",
             est["ratio_zero_ln"],
             1.0,
             ">",
+            bound=on_floor("layer", "zero", [0.0, bmax]),
         ),
     ],
 )
@@ -946,6 +1133,13 @@ book.check(
             "<",
         ),
         claims.part(f"no norm, b={bmax:g}: |final-layer bias| / b", est["bias_over_b"], 0.25, "<"),
+        claims.could_fail(
+            "Adam's reach: learning rate × pretraining steps",
+            adam_reach,
+            bmax,
+            why="Adam moves a parameter by about one learning rate per step, so the bias could "
+            f"not have reached b={bmax:g}",
+        ),
     ],
 )
 book.check(
@@ -956,12 +1150,30 @@ book.check(
     figure="App. E.1, Fig. 16",
     parts=[
         claims.part(
-            f"no norm: zero-target loss after α={P.alphas[-1]:g} / after α=0 pretraining",
+            f"no norm: zero-target loss after α={amax:g} / after α=0 pretraining",
             est["alpha_ratio"],
             1.5,
             "<",
+            bound=floor_bound(
+                **{
+                    f"no norm, zero offset, α={a:g}": final_loss("none", 0.0, "zero", alpha=a)
+                    for a in (0.0, amax)
+                }
+            ),
         ),
     ],
+)
+book.note_diverged(f"SGD pretraining, b={bmax:g}", sgd[SGD_CONDITIONS[1]]["diverged"])
+book.check(
+    "ch1.bias_under_sgd",
+    kind="extension",
+    statement="With plain SGD, which does not bound the bias's steps as Adam does, the features "
+    "and not the final-layer bias still carry the offset.",
+    figure="App. E.1, Fig. 15 (our control)",
+    statistic=f"no norm, SGD lr={P.sgd_learning_rate:g}, b={bmax:g}: |final-layer bias| / b",
+    estimate=est["sgd_bias_over_b"],
+    threshold=0.25,
+    direction="<",
 )
 book.table()
 
@@ -976,48 +1188,82 @@ f = claims.format_estimate
 
 
 def m(a):
-    return float(np.mean(a))
+    return float(np.nanmean(a))
 
 
-half = P.ft_steps // FINAL_WINDOW // 2 - 1  # the window that ends halfway through fine-tuning
-alpha_curve = none_ft[(0.0, amax), ZERO]["loss"]
+def floor_note(claim_id):
+    """Which of the claim's loss comparisons sat at the floor (all arms within FLOOR_TOL)."""
+    parts = [p for p in next(c for c in book.claims if c.id == claim_id).parts if p.bound]
+    at = [p for p in parts if p.bound.at_bound]
+    if not at:
+        return "no compared arms all at the floor"
+    return "all arms at the floor in " + "; ".join(f"“{p.statistic}”" for p in at)
+
+
 offsets_text = ", ".join(f"{b:g}" for b in B)
 ln_same_ratio = m(final_loss("layer", bmax, "same")) / m(final_loss("layer", 0, "same"))
+sgd_b0 = sgd[ZERO]["loss"]
+sgd_div = int(sgd_bmax["diverged"].sum())
+if est["sgd_bias_over_b"].n >= 2:
+    sgd_text = (
+        f"At $b = {bmax:g}$ the bias carried {f(est['sgd_bias_over_b'])} of the offset and the "
+        f"top feature direction {f(est['sgd_top_mean_over_b'])}"
+    )
+else:
+    sgd_text = (
+        f"With {S - sgd_div} of {S} seeds left at $b = {bmax:g}$ the claim has no interval: the "
+        "learning rate at which SGD pretraining converges on $b = 0$ does not train the same "
+        "network on offset targets (the protocol fixed it before the $b > 0$ run, and we did "
+        "not change it after)"
+    )
+reach_text = (
+    claims.REASON_CANNOT_FAIL + ": Adam could not have moved the bias to b"
+    if adam_reach < bmax
+    else "Adam could have moved the bias to b"
+)
 display(
     Markdown(f"""
 In this run ({P.profile} profile, {ds.source}, {P.arch.upper()} {P.width}×{P.depth},
-{P.seeds} seeds, {P.pre_steps} pretraining and {P.ft_steps} fine-tuning steps,
-$b \\in$ {{{offsets_text}}}):
+{P.seeds} seeds, {P.pre_steps:,} pretraining and {P.ft_steps:,} fine-tuning steps,
+$b \\in$ {{{offsets_text}}}, floor = constant-predictor loss {m(floor):.3g}, seed mean;
+a comparison is at the floor when every seed of every arm is within
+{FLOOR_TOL:.0%} of it):
 
 * **Dose-response without normalisation.** Fine-tuning on same-offset targets ended at a
   loss of {m(final_loss("none", 0, "same")):.3g} after $b = 0$ pretraining and
   {m(final_loss("none", bmax, "same")):.3g} after $b = {bmax:g}$ (ratio
-  {f(est["ratio_same"])}, Spearman ρ {f(est["rho_same"])}: `ch1.dose_same`
-  **{v["ch1.dose_same"]}**); on zero-offset targets {m(final_loss("none", 0, "zero")):.3g}
-  vs {m(final_loss("none", bmax, "zero")):.3g} (ratio {f(est["ratio_zero"])}, ρ
-  {f(est["rho_zero"])}: `ch1.dose_zero` **{v["ch1.dose_zero"]}**).
+  {f(est["ratio_same"])}, Spearman ρ {f(est["rho_same"])}; {floor_note("ch1.dose_same")}:
+  `ch1.dose_same` **{v["ch1.dose_same"]}**); on zero-offset targets
+  {m(final_loss("none", 0, "zero")):.3g} vs {m(final_loss("none", bmax, "zero")):.3g} (ratio
+  {f(est["ratio_zero"])}, ρ {f(est["rho_zero"])}; {floor_note("ch1.dose_zero")}:
+  `ch1.dose_zero` **{v["ch1.dose_zero"]}**).
 * **Layer norm.** With layer norm the zero-offset ratio loss(b={bmax:g})/loss(0) was
   {f(est["ratio_zero_ln"])} against {f(est["ratio_zero"])} without (difference
-  {f(est["ratio_zero_gap"])}: `ch1.ln_partial` **{v["ch1.ln_partial"]}**); the zero-offset
-  losses themselves were {m(final_loss("layer", 0, "zero")):.3g} and
-  {m(final_loss("layer", bmax, "zero")):.3g} with layer norm,
-  {m(final_loss("none", 0, "zero")):.3g} and {m(final_loss("none", bmax, "zero")):.3g}
-  without. On same-offset targets the layer-norm network ended at
-  {m(final_loss("layer", 0, "same")):.3g} ($b = 0$) and
+  {f(est["ratio_zero_gap"])}; {floor_note("ch1.ln_partial")}: `ch1.ln_partial`
+  **{v["ch1.ln_partial"]}**); the zero-offset losses themselves were
+  {m(final_loss("layer", 0, "zero")):.3g} and {m(final_loss("layer", bmax, "zero")):.3g} with
+  layer norm, {m(final_loss("none", 0, "zero")):.3g} and
+  {m(final_loss("none", bmax, "zero")):.3g} without. On same-offset targets the layer-norm
+  network ended at {m(final_loss("layer", 0, "same")):.3g} ($b = 0$) and
   {m(final_loss("layer", bmax, "same")):.3g} ($b = {bmax:g}$), a ratio of
   {ln_same_ratio:.2g}.
 * **Features.** σ₁ of the penultimate features grew {f(est["sigma1_growth"])}-fold from
   $b = 0$ to $b = {bmax:g}$ without normalisation and {f(est["sigma1_growth_ln"])}-fold with
   layer norm, where σ₂/σ₁ changed by a factor {f(est["sigma21_change_ln"])}
-  (`ch1.feature_blowup` **{v["ch1.feature_blowup"]}**). At $b = {bmax:g}$ the top feature
-  direction carried {f(est["top_mean_over_b"])} of the offset and the final-layer bias
-  {f(est["bias_over_b"])} (`ch1.bias_in_features` **{v["ch1.bias_in_features"]}**).
+  (`ch1.feature_blowup` **{v["ch1.feature_blowup"]}**).
+* **Bias or features, with Adam.** At $b = {bmax:g}$ the top feature direction carried
+  {f(est["top_mean_over_b"])} of the offset and the final-layer bias
+  {f(est["bias_over_b"])}. Adam's reach, learning rate × pretraining steps, was
+  {adam_reach:g} against $b = {bmax:g}$: `ch1.bias_in_features`
+  **{v["ch1.bias_in_features"]}** ({reach_text}).
+* **Bias or features, with plain SGD** (learning rate {P.sgd_learning_rate:g}, chosen on
+  $b = 0$, where the pretraining loss went from {m(sgd_b0[:, 0]):.3g} in the first logged
+  window to {m(sgd_b0[:, -1]):.3g} in the last; {sgd_div} of {S} seeds diverged at
+  $b = {bmax:g}$). {sgd_text}: `ch1.bias_under_sgd` **{v["ch1.bias_under_sgd"]}**.
 * **Mean, not scale.** After pretraining on zero-mean targets with α = {amax:g} the
   zero-target fine-tuning loss was {f(est["alpha_ratio"])} times that after α = 0
-  (`ch1.mean_not_scale` **{v["ch1.mean_not_scale"]}**); after offset-{bmax:g} pretraining it
-  was {f(est["ratio_zero"])} times. The α = {amax:g} loss was still falling at the end:
-  {m(alpha_curve[:, half]):.3g} halfway through fine-tuning,
-  {m(final_loss("none", 0, "zero", alpha=amax)):.3g} at the end.
+  ({floor_note("ch1.mean_not_scale")}: `ch1.mean_not_scale` **{v["ch1.mean_not_scale"]}**);
+  after offset-{bmax:g} pretraining it was {f(est["ratio_zero"])} times.
 
 At the smoke profile these numbers only show that the code runs.
 """)
@@ -1035,76 +1281,119 @@ if swaps:
         f"On same-offset targets the seed-mean loss falls between {' and between '.join(swaps)}"
         f" (ρ = {est['rho_same'].value:.3g})."
     )
-    if len(swaps) == 1 and len(B) == 5:
-        order += (
-            " One swap of adjacent offsets among five gives ρ = 0.9 exactly, which the claim's"
-            " threshold admits."
-        )
 else:
     order = "On same-offset targets the seed-mean loss rises at every step of $b$."
 zero_ln, zero_none = Lz_ln.mean(axis=0), Lz.mean(axis=0)
-ln_higher = [f"{b:g}" for b, a, c in zip(B, zero_ln, zero_none) if a > c]
-alpha_worse = [
-    a
-    for a in P.alphas
-    if a in B and m(final_loss("none", 0, "zero", alpha=a)) > m(final_loss("none", a, "zero"))
-]
-ln_higher_text = (
-    "the layer-norm network ends higher than the unnormalised one at $b \\in$ {"
-    + ", ".join(ln_higher)
-    + "}"
-    if ln_higher
-    else "the layer-norm network ends no higher than the unnormalised one at any $b$"
+near_floor = {
+    norm: [f"{b:g}" for b, a in zip(B, row) if abs(a / m(floor) - 1) <= FLOOR_TOL]
+    for norm, row in (("none", zero_none), ("layer", zero_ln))
+}
+
+
+def floor_text(norm):
+    """Where the seed-mean zero-offset loss of ``norm`` sits within FLOOR_TOL of the floor."""
+    if not near_floor[norm]:
+        return "clear of the floor at every offset"
+    bs = ", ".join(near_floor[norm])
+    return f"within {FLOOR_TOL:.0%} of the floor (seed means) for $b \\in$ {{{bs}}}"
+
+
+alpha_curve = none_ft[(0.0, amax), ZERO]["loss"]
+half = P.ft_steps // FINAL_WINDOW // 2 - 1  # the window that ends halfway through fine-tuning
+n_b = len(B)
+one_swap_rho = 1 - 12 / (n_b * (n_b**2 - 1))  # Spearman ρ with one adjacent pair swapped
+rho_zero = est["rho_zero"]
+if v["ch1.dose_zero"] == "inconclusive" and rho_zero.low is not None and rho_zero.low < 0.9:
+    rho_text = (
+        f" With {n_b} offsets a single swap of two adjacent seed means gives ρ = "
+        f"{one_swap_rho:.2g}, below the threshold of 0.9, and bootstrap resamples of the "
+        f"seeds produce such swaps (ρ interval {f(rho_zero)}): with {n_b} doses the "
+        "correlation part can only pass when every resample keeps the order."
+    )
+else:
+    rho_text = ""
+if est["ratio_zero_ln"].value > est["ratio_zero"].value:
+    ln_text = (
+        "On zero-offset targets layer norm made fine-tuning more sensitive to the offset, not "
+        'less, the opposite of the paper\'s "mitigates"'
+    )
+else:
+    ln_text = "On zero-offset targets layer norm reduced the effect of the offset"
+dead_ln_bmax = float(dead_after.loc[NET["layer"]].iloc[-1])
+if est["sgd_bias_over_b"].n >= 2:
+    sgd_reading = (
+        f"with the bias carrying {est['sgd_bias_over_b'].value:.3g} of the offset (mean over "
+        f"the {est['sgd_bias_over_b'].n} seeds that did not diverge)"
+    )
+else:
+    sgd_reading = (
+        f"because {sgd_div} of {S} seeds diverged at $b = {bmax:g}$ with the learning rate "
+        "chosen on $b = 0$: at that step size plain SGD diverges on offset targets, which is "
+        "the offset's harm in another form, but it leaves the bias question unanswered"
+    )
+still_falling = m(alpha_curve[:, half]) > m(final_loss("none", 0, "zero", alpha=amax))
+alpha_text = (
+    ": after large-scale pretraining the network is still unlearning the old "
+    "input-dependent function when fine-tuning ends, so the final loss mixes lost plasticity "
+    "with unfinished unlearning"
+    if still_falling
+    else ""
+)
+if est["alpha_ratio"].value > est["ratio_zero"].value:
+    alpha_text += (
+        "; zero-mean targets of large scale hurt more than an offset of the same magnitude "
+        f"here (offset ratio {est['ratio_zero'].value:.3g})"
+    )
+dead_text = (
+    f" The dead-unit table points to a reason: after $b = {bmax:g}$ pretraining a share "
+    f"{dead_ln_bmax:.2g} of the layer-norm network's penultimate units are dead, the "
+    '"saturating units" the paper mentions for large offsets in App. E.1, and zero-offset '
+    "fine-tuning has fewer units to learn with."
+    if est["ratio_zero_ln"].value > est["ratio_zero"].value
+    else ""
 )
 paper = profiles.resolve("ch01_target_offset", "paper")
 display(
     Markdown(f"""
-**Reading the run.** The seed means quoted here are this run's; the reading is that of
-the default profile. The dose-response is `ch1.dose_same` **{v["ch1.dose_same"]}** and
-`ch1.dose_zero` **{v["ch1.dose_zero"]}**, and the mechanism is
-`ch1.bias_in_features` **{v["ch1.bias_in_features"]}**: the network writes the offset
-into the top singular direction of its penultimate features, whose singular value grows
-with $b$ ({est["sigma1_growth"].value:.3g}-fold from $b = 0$ to ${bmax:g}$ here, against the
-paper's $O(10^3)$ to $O(10^8)$ for mean-100 targets in a CNN), while the final-layer bias
-stays near zero. {order}
+**Reading the run.** The seed means quoted here are this run's. The dose-response is
+`ch1.dose_same` **{v["ch1.dose_same"]}** and `ch1.dose_zero` **{v["ch1.dose_zero"]}**.
+{order}{rho_text} On zero-offset targets the seed-mean final losses are
+{", ".join(f"{a:.3g}" for a in zero_none)} without normalisation and
+{", ".join(f"{a:.3g}" for a in zero_ln)} with layer norm (for $b \\in$ {{{offsets_text}}}),
+against a floor of {m(floor):.3g}: without normalisation {floor_text("none")}, with layer
+norm {floor_text("layer")}. A comparison between two arms at the floor says only that
+neither network learnt the new targets, which is why such parts read `uninformative`.
 
-Layer norm behaves more sharply than the paper's "mitigates, does not eliminate". On
-same-offset targets its ratio loss(b={bmax:g})/loss(0) is {ln_same_ratio:.2g}, against
-{est["ratio_same"].value:.2g} without normalisation. On zero-offset targets the seed-mean
-final losses are {", ".join(f"{a:.3g}" for a in zero_ln)} with layer norm and
-{", ".join(f"{a:.3g}" for a in zero_none)} without (for $b \\in$ {{{offsets_text}}}; 1/2 is
-the loss of predicting 0, i.e. of learning almost nothing of the new targets);
-{ln_higher_text}. `ch1.ln_partial` is **{v["ch1.ln_partial"]}**: the
-zero-offset ratio is {est["ratio_zero_ln"].value:.3g} with layer norm against
-{est["ratio_zero"].value:.3g} without, and the interval of their difference is
-{f(est["ratio_zero_gap"])}. The dead-unit table points to why layer norm does not help
-here: after large-offset pretraining many of its penultimate units are dead, the
-"saturating units" the paper mentions for large offsets in App. E.1.
+The mechanism is `ch1.feature_blowup` **{v["ch1.feature_blowup"]}**: the top singular
+value of the features grows {est["sigma1_growth"].value:.3g}-fold from $b = 0$ to
+${bmax:g}$ here, against the paper's $O(10^3)$ to $O(10^8)$ for mean-100 targets in a CNN.
+With Adam the top direction carried {est["top_mean_over_b"].value:.3g} of the offset and
+the bias {est["bias_over_b"].value:.3g} (seed means), but in {P.pre_steps:,} steps at
+learning rate {P.learning_rate:g} Adam can move the bias by about {adam_reach:g}, so
+`ch1.bias_in_features` is **{v["ch1.bias_in_features"]}** at this profile; the paper
+profile pretrains {paper.pre_steps:,} steps, a reach of
+{paper.learning_rate * paper.pre_steps:g}, enough for the test to be able to fail. The
+SGD control removes the step bound instead: `ch1.bias_under_sgd` is
+**{v["ch1.bias_under_sgd"]}**, {sgd_reading}.
 
-The $\\alpha$ control is `ch1.mean_not_scale` **{v["ch1.mean_not_scale"]}**: zero-mean
-targets of large scale hurt zero-target fine-tuning more than offsets of the same
-magnitude at {len(alpha_worse)} of the {len([a for a in P.alphas if a in B])} magnitudes
-tried. The fine-tuning curves at the largest magnitude show why the statistic fails
-there: after offset pretraining the network removes the offset early and then stalls
-near 1/2 (lost plasticity), whereas after $\\alpha$ pretraining it is still unlearning the
-old input-dependent function of standard deviation $\\alpha$ when fine-tuning ends, its
-loss falling steadily. The final loss after {P.ft_steps} steps therefore measures
-unfinished unlearning more than lost ability to learn. Longer fine-tuning narrows the
-gap but, in one exploratory run outside this chapter's budget (default settings, the
-same seeds, only the $b = \\alpha = 0$, $\\alpha = b_\\text{{max}}$ and $b = b_\\text{{max}}$
-pretraining conditions, fine-tuned for 3,000 steps), does not close it: the ratio
-loss($\\alpha = b_\\text{{max}}$) / loss($\\alpha = 0$) fell with the fine-tuning length but
-stayed far above the claim's threshold of 1.5, and the $b = b_\\text{{max}}$ ratio fell too.
-Rerun the whole chapter with
-`plasticity-book execute --chapters 01 --param ft_steps=3000` to test the claim at that
-length. Whether a smaller spread of the smooth part would change the picture (the paper
-gives neither its values of $\\alpha$ nor the scale of $f_\\theta$; we standardise it) is
-not tested here.
+Layer norm: its same-offset ratio loss(b={bmax:g})/loss(0) is {ln_same_ratio:.2g},
+against {est["ratio_same"].value:.2g} without normalisation. {ln_text}:
+`ch1.ln_partial` is **{v["ch1.ln_partial"]}** (zero-offset ratio
+{est["ratio_zero_ln"].value:.3g} with layer norm, {est["ratio_zero"].value:.3g} without,
+difference {f(est["ratio_zero_gap"])}).{dead_text}
+
+The α control is `ch1.mean_not_scale` **{v["ch1.mean_not_scale"]}** at
+α = {amax:g} after {P.ft_steps:,} fine-tuning steps: the α = {amax:g} loss was
+{m(alpha_curve[:, half]):.3g} halfway through fine-tuning and
+{m(final_loss("none", 0, "zero", alpha=amax)):.3g} at the end, against
+{m(final_loss("none", 0, "zero")):.3g} after α = 0 pretraining{alpha_text}.
+Whether a smaller spread of the smooth part would change the picture (the paper gives
+neither its values of α nor the scale of $f_\\theta$; we standardise it) is not tested here.
 
 **Scale.** This is a small version of App. E.1: an {P.arch.upper()} on {P.n_train:,}
 {P.dataset} images for {P.pre_steps:,} pretraining and {P.ft_steps:,} fine-tuning steps, where
 the paper trains a CNN on 10,000 CIFAR-10 images. The paper profile (`profile="paper"`, a
-GPU) runs the {paper.arch.upper()} on {paper.n_train:,} {paper.dataset} images with $b$ up
-to {paper.offsets[-1]:g} and {paper.ft_steps:,} fine-tuning steps.
+GPU) runs the {paper.arch.upper()} on {paper.n_train:,} {paper.dataset} images with
+{paper.pre_steps:,} pretraining and {paper.ft_steps:,} fine-tuning steps.
 """)
 )

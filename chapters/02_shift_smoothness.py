@@ -28,9 +28,9 @@
 # $\epsilon$ gets the same training budget and the same total amount of relabelling.
 # The paper (a CNN on CIFAR-10, Fig. 1) finds that **more sudden shifts cost more
 # plasticity**: the final accuracy falls as $\epsilon$ grows (top-left inset), and larger
-# fractions give more precipitous declines over the run (right). Re-randomising **1 % of
-# the labels at a time "minimally interferes with performance"**, 10 % already
-# accelerates the decline, and networks with Leaky ReLU show "a slightly smoother
+# fractions give more precipitous declines over the run (right). Re-randomising **one
+# label in a hundred at a time "minimally interferes with performance"**, one in ten
+# already accelerates the decline, and networks with Leaky ReLU show "a slightly smoother
 # decrease but otherwise parallel trend". The runs use ReLU, GELU and Leaky ReLU; we test
 # the ordering for each of them.
 
@@ -136,6 +136,7 @@ iterations = None  # budget, in eps = 1 iterations
 iteration_steps = None  # Adam steps of one eps = 1 iteration
 n_train = None  # training images
 learning_rate = None  # Adam learning rate
+measure_steps = None  # K: steps of the plasticity measure on a fresh labelling
 
 # %%
 P = profiles.resolve_notebook("ch02_shift_smoothness", globals())
@@ -147,21 +148,25 @@ profiles.show("ch02_shift_smoothness")
 # | data | CIFAR-10, 50,000 images, random labels | 500 MNIST images, pooled to 14 × 14 (a) |
 # | network | CNN of App. B.1 (4 conv × 32 channels, 2 dense × 256) | MLP, 2 hidden × 128 (b) |
 # | optimiser | Adam, learning rate $10^{-4}$ (B.2) | Adam, learning rate $10^{-3}$, batch 64 (c) |
-# | budget | 40 iterations × 100,000 steps | 15 iterations × 600 steps (d) |
-# | fractions $\epsilon$ | $[0.01, 1]$ (the plotted values are not listed) | 0.01, 0.1, 0.5, 1 (e) |
+# | budget | 40 iterations × 100,000 steps | `iterations` × `iteration_steps` above (d) |
+# | interval between resets at $\epsilon = 0.01$ | 1,000 steps | `iteration_steps` / 100 steps (d) |
+# | fractions $\epsilon$ | $[0.01, 1]$ (the plotted values are not listed) | `fractions` above (e) |
 # | activations | ReLU, GELU, Leaky ReLU (slope 0.01) | the same |
 # | seeds | not stated | `seeds` above, trained at once with `vmap` (intervals over seeds) |
-# | measurement | accuracy on the current labels at the end of each iteration | the same (f) |
+# | measurement | accuracy on current labels, iteration ends | reported (f); claims: (g) |
 #
 # Why: (a) CPU budget; with random labels the image content matters little, the number of
 # images sets the memorisation load. (b) On a CPU a convolution trains ~100× slower than an
 # MLP of similar cost. (c) A larger rate memorises one labelling in a few hundred steps.
-# (d) `iterations` × `iteration_steps` above: CPU budget; chosen so that a fresh network
-# memorises a labelling within one iteration and the $\epsilon = 1$ stream loses plasticity
-# within the budget (pilot of ReLU at $\epsilon = 1$ only, on two seeds the chapter does not
-# use). (e) The issue's grid. (f) Evaluation cost: on the iteration ends that fall on a grid
+# (d) CPU budget. With the paper's schedule the labels re-drawn at $\epsilon = 0.01$ get
+# 1,000 steps before the next reset; an earlier version of this chapter gave them 6, so
+# that "accuracy on the current labels" mostly measured how far the network lagged
+# behind labels changed a few steps before (issue 15). The iterations are now long
+# enough for at least 30 steps between resets at $\epsilon = 0.01$, and the budget then
+# allows only a few iterations (fewer iterations rather than fewer fractions).
+# (e) The issue's grid. (f) Evaluation cost: on the iteration ends that fall on a grid
 # of every $S/10$ steps (all of them for $\epsilon \ge 0.1$, every tenth for
-# $\epsilon = 0.01$).
+# $\epsilon = 0.01$). (g) Below; $K$ = `measure_steps` above.
 #
 # The paper profile restores the paper's CNN, CIFAR-10 and schedule (Adam $10^{-4}$ as in
 # B.2; the batch size, which the paper does not give, is our choice of 128). It needs a GPU
@@ -188,6 +193,28 @@ profiles.show("ch02_shift_smoothness")
 # $\epsilon = 1$ delivers it in $T$ sudden shocks. The measurement is the accuracy on the
 # **current** labels over the whole training set at the end of each iteration,
 # $A_\epsilon(s)$, where $s$ is the global step at which the iteration ends.
+#
+# That measurement is reported, but it mixes plasticity with tracking: a fully plastic
+# network still misses labels re-drawn only a few steps ago. The claims therefore use the
+# book's plasticity measure (§2.2, `diagnostics.plasticity_measure`): the **final
+# parameters** of each run train, with a fresh Adam state, for $K$ steps on a **fresh
+# uniform random labelling** of the same images, and so do fresh initialisations with
+# the same labelling and the same minibatches. The statistic is the ratio of the two
+# training accuracies after $K$ steps,
+#
+# $$
+# \rho_\epsilon = \frac{\text{accuracy after } K \text{ steps from the final parameters
+# of } \epsilon}{\text{accuracy after } K \text{ steps from a fresh initialisation}},
+# $$
+#
+# per seed: 1 for a network as plastic as a fresh one, lower for one that lost
+# plasticity. $K$ was fixed before the claims ran, as the number of steps in which a
+# fresh network of this profile reaches a training accuracy of `target=0.9` on one random
+# labelling:
+# `relabelling.steps_to_accuracy` on seeds 100–102 (which the chapter does not use),
+# evaluated every 25 steps, the maximum over the three activations and the three seeds
+# (the profile's module docstring lists the probe's numbers). At that $K$ a fresh network
+# is close to, but not at, a perfect fit, so a checkpoint can fall behind it.
 #
 # The data: a seeded subset of the images, average-pooled (the labels are replaced
 # below, so only the images are used).
@@ -327,6 +354,7 @@ for act in P.activations:
         desc=act,
         unit="iter",
         postfix=lambda out: {"acc": out["accuracy"][:, -1]},
+        checkpoint=profiles.checkpoint_path(P, act),  # paper profile: resumable
     )
     runs[act] = {name: by_fraction(v) for name, v in logs.items()}  # (fractions, seeds, evals) each
     runs[act].update(
@@ -339,6 +367,37 @@ for act in P.activations:
         f"  done: {time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU "
         f"(all threads); diverged models: {int(runs[act]['diverged'].sum())}"
     )
+
+# %% [markdown]
+# ## The plasticity measure of the final networks
+#
+# For every activation, one compiled program (`diagnostics.plasticity_measure`) trains the
+# final parameters of every (fraction, seed) pair and one fresh initialisation per seed
+# (the engine's initialisation of that seed: the parameters every fraction started from)
+# for $K$ steps on the seed's fresh labelling, with the same minibatches and the same
+# Adam configuration, and evaluates them on all $N$ images.
+
+# %%
+measure = {}
+for act in runs:
+    t0 = time.perf_counter()
+    measure[act] = diagnostics.plasticity_measure(
+        nets[act],
+        train_cfg,
+        runs[act]["params"],  # (fractions, seeds, ...): one checkpoint per fraction
+        seed_list,
+        steps=P.measure_steps,
+        x=x,
+        num_classes=C,
+    )
+    print(
+        f"{act}: fresh labelling, {P.measure_steps} steps: fresh networks "
+        f"{100 * np.mean(measure[act].fresh_accuracy):.1f} %, final networks by eps "
+        + ", ".join(f"{100 * a:.1f} %" for a in measure[act].checkpoint_accuracy.mean(1))
+        + f" ({time.perf_counter() - t0:.0f} s)"
+    )
+# (fractions, seeds): accuracy after K steps relative to the fresh network of the same seed
+relative = {act: m.checkpoint_accuracy / m.fresh_accuracy[None, :] for act, m in measure.items()}
 
 # %% [markdown]
 # ## Figure: accuracy over the training budget
@@ -396,10 +455,78 @@ plt.show()
 # $\epsilon = 0.01$ line stays level. The dotted line is chance.
 
 # %% [markdown]
+# ## Figure: plasticity of the final networks against the fraction re-randomised
+#
+# The statistic of the claims: the accuracy after $K$ steps on a fresh labelling from
+# the final parameters, relative to fresh initialisations (left), and the two accuracies
+# themselves (right; the fresh networks do not depend on $\epsilon$).
+
+# %%
+rel_frame = pd.concat(
+    [
+        plotting.long_frame(
+            100 * relative[act].T,  # (seeds, fractions)
+            x=plotting.log_dodge(schedule.fractions, k, len(runs)),
+            x_name="eps",
+            y_name="relative accuracy",
+            activation=ACT_NAMES[act],
+        )
+        for k, act in enumerate(runs)
+    ],
+    ignore_index=True,
+)
+abs_frame = pd.concat(
+    [
+        plotting.long_frame(
+            100 * measure[act].checkpoint_accuracy.T,
+            x=plotting.log_dodge(schedule.fractions, k, len(runs)),
+            x_name="eps",
+            y_name="accuracy",
+            activation=ACT_NAMES[act],
+        )
+        for k, act in enumerate(runs)
+    ],
+    ignore_index=True,
+)
+fig, axes = plt.subplots(1, 2, figsize=(12.4, 3.9), layout="constrained")
+line_kws = dict(
+    hue="activation", marker="o", errorbar=("ci", 95), err_style="bars", err_kws={"capsize": 3}
+)
+sns.lineplot(data=rel_frame, x="eps", y="relative accuracy", ax=axes[0], **line_kws)
+sns.lineplot(data=abs_frame, x="eps", y="accuracy", ax=axes[1], legend=False, **line_kws)
+for k, act in enumerate(runs):
+    axes[1].axhline(
+        100 * np.mean(measure[act].fresh_accuracy), color=f"C{k}", ls="--", lw=1.0, alpha=0.8
+    )
+for ax in axes:
+    plotting.log_x_ticks(ax, schedule.fractions)
+    ax.set_xlabel(r"fraction of labels re-randomised per iteration, $\epsilon$ (log scale)")
+axes[0].axhline(100, color="grey", ls=":", lw=1.0)
+axes[0].set(
+    ylabel="accuracy relative to a fresh network (%)",
+    title=f"Plasticity measure after {P.measure_steps} steps on a fresh labelling",
+)
+axes[1].set(
+    ylabel="training accuracy on the fresh labelling (%)",
+    title="Final networks (points) and fresh networks (dashed)",
+)
+plotting.reference_line(axes[1], 100 / C)
+plotting.savefig(fig, "ch02_plasticity_measure_vs_eps", P.profile)
+plt.show()
+
+# %% [markdown]
+# Each point is the mean over seeds (bars: 95 % interval) for the network trained through
+# the whole budget with fraction $\epsilon$. Left: a line falling to the right means that
+# sudden shifts cost more plasticity than gradual ones for the same budget and the same
+# total amount of relabelling; the dotted line is a network as plastic as a fresh one.
+# Right: the accuracies behind the ratio; the dashed lines are the fresh networks of each
+# activation, the dotted line chance.
+
+# %% [markdown]
 # ## Figure: final accuracy against the fraction re-randomised
 #
 # The top-left inset of Fig. 1: the end-of-run accuracy — the mean of the
-# end-of-iteration accuracies that fall in the last 10 % of the budget
+# end-of-iteration accuracies that fall in the last tenth of the budget
 # (`relabelling.end_of_run`) — against $\epsilon$.
 
 # %%
@@ -558,9 +685,10 @@ plt.show()
 # the given number of iterations before the end of the run (a label never re-drawn since
 # the start is as old as the whole budget). $\epsilon = 1$ has a single age (every label
 # was re-drawn one iteration before the end); $\epsilon = 0.01$ spreads its labels over
-# all ages. The networks trained with small $\epsilon$ miss only their youngest labels and
-# fit the older ones; compare them, at the same age (0.5–1), with the $\epsilon = 1$
-# network, which fails on a large share of labels it has had a whole iteration to fit.
+# all ages. A tracking lag shows as young labels fitted at a lower rate than old ones;
+# lost plasticity shows as old labels missed too. Compare the small fractions, at the
+# same age (a half to one iteration), with the $\epsilon = 1$ network, whose labels have
+# all had a whole iteration to be fitted.
 
 # %%
 first_act = ACT_NAMES[P.activations[0]]
@@ -580,45 +708,74 @@ share.round(1).rename_axis(columns="share of the labels (%) by age")
 # %% [markdown]
 # ## Claim checks
 #
-# The thresholds, directions and statistics were fixed in the chapter's issue before
-# the run. "End-of-run accuracy" is the mean of the end-of-iteration accuracies in the
-# last 10 % of the budget (per seed). Spearman correlations are computed between
-# $\epsilon$ and the seed-mean end-of-run accuracy of each fraction, with a percentile
-# bootstrap over seeds (resampling whole seeds; `stats.spearman_of_seed_means`);
-# differences and ratios are per seed (all fractions of a seed share initial parameters
-# and labels), with a t-interval.
-# For `ch2.small_benign`, "the accuracy after the first iteration" is defined as the
+# The thresholds and directions were fixed in the chapter's issue before the run; issue
+# 15 replaced the statistic of the three ordering claims by the plasticity measure above
+# (before: the end-of-run accuracy on the current labels) and lengthened the iterations.
+# Spearman correlations are computed between $\epsilon$ and the seed mean of the
+# relative accuracy $\rho_\epsilon$ of each fraction, with a percentile bootstrap over
+# seeds (resampling whole seeds; `stats.spearman_of_seed_means`); differences and ratios
+# are per seed (all fractions of a seed share initial parameters, labels and the fresh
+# labelling of the measure), with a t-interval. The difference part declares the
+# ceiling of its inputs: when the final networks of both compared fractions fit the
+# fresh labelling almost perfectly within $K$ steps (`claims.Bound`), the part is
+# uninformative. `ch2.gelu_parallel` is of kind `extension`: the paper states the
+# ordering for ReLU and Leaky ReLU, not for GELU.
+#
+# `ch2.small_benign` keeps its statistic and threshold: the end-of-run accuracy on the
+# current labels (the mean of the end-of-iteration accuracies in the last tenth of the
+# budget, per seed) relative to "the accuracy after the first iteration", defined as the
 # $\epsilon = 0.01$ run's own accuracy at step $S$ (the end of the first
 # $\epsilon = 1$-equivalent iteration), so the claim asks whether that run's accuracy
-# holds up over the budget.
+# holds up over the budget. It carries the scorecard's ceiling rule (`claims.Bound` at
+# accuracy 1, the tolerance in the code below): when every seed of both accuracies is at
+# the ceiling, the ratio could not have fallen, and the claim is uninformative.
 
 # %%
 fr = list(schedule.fractions)
 lo, hi = 0, len(fr) - 1  # the smallest and largest fraction (0.01 and 1 at every profile)
-rho = {act: stats.spearman_of_seed_means(end[act].T, fr) for act in runs}
+
+
+def spearman_finite(values):
+    """Spearman rho(eps, seed mean) over the seeds finite at every fraction ``(F, S)``."""
+    keep, _ = claims.finite_seeds(values.T)
+    return stats.spearman_of_seed_means(values.T[keep], fr)
+
+
+rho = {act: spearman_finite(relative[act]) for act in runs}
+rho_old = {act: stats.spearman_of_seed_means(end[act].T, fr) for act in runs}  # reported
 book = claims.ClaimBook("ch02_shift_smoothness", P, dataset=ds.source)
+for act in runs:
+    book.note_diverged(ACT_NAMES[act], runs[act]["diverged"].ravel())
+MEASURE = f"accuracy after K={P.measure_steps} steps on a fresh labelling / fresh network's"
 if "relu" in runs:
     book.check(
         "ch2.sudden_worse",
         kind="paper",
         statement=(
-            "With ReLU, the accuracy at the end of the run falls as the re-randomised "
+            "With ReLU, the plasticity left at the end of the run falls as the re-randomised "
             "fraction grows: sudden shifts cost more plasticity."
         ),
         figure="§3.1, Fig. 1 (top-left inset, right)",
         parts=[
             claims.part(
-                "ReLU: Spearman rho(eps, seed-mean end-of-run accuracy)",
+                f"ReLU: Spearman rho(eps, seed-mean {MEASURE})",
                 rho["relu"],
                 -0.8,
                 "<=",
             ),
             claims.part(
-                f"ReLU: end-of-run accuracy, eps={fr[hi]:g} minus eps={fr[lo]:g} "
-                "(fraction, per seed)",
-                claims.t_interval(end["relu"][hi] - end["relu"][lo]),
+                f"ReLU: {MEASURE}, eps={fr[hi]:g} minus eps={fr[lo]:g} (per seed)",
+                claims.t_interval(relative["relu"][hi] - relative["relu"][lo], drop_nonfinite=True),
                 0.0,
                 "<",
+                bound=claims.Bound(
+                    1.0,
+                    0.005,
+                    {
+                        f"eps={fr[hi]:g}": measure["relu"].checkpoint_accuracy[hi],
+                        f"eps={fr[lo]:g}": measure["relu"].checkpoint_accuracy[lo],
+                    },
+                ),
             ),
         ],
     )
@@ -633,27 +790,61 @@ if "relu" in runs:
             f"ReLU, eps={fr[lo]:g}: end-of-run accuracy / accuracy after the first "
             "iteration (per seed)"
         ),
-        estimate=claims.t_interval(end["relu"][lo] / first["relu"][lo]),
+        estimate=claims.t_interval(end["relu"][lo] / first["relu"][lo], drop_nonfinite=True),
         threshold=0.95,
         direction=">=",
+        # issue 14's ceiling rule: a ratio of two accuracies both at 100 % cannot fall
+        bound=claims.Bound(
+            1.0,
+            0.005,
+            arms={"end of run": end["relu"][lo], "after the first iteration": first["relu"][lo]},
+        ),
     )
-for act, cid in (("leaky_relu", "ch2.leaky_parallel"), ("gelu", "ch2.gelu_parallel")):
+for act, cid, kind in (
+    ("leaky_relu", "ch2.leaky_parallel", "paper"),
+    ("gelu", "ch2.gelu_parallel", "extension"),
+):
     if act in runs:
         book.check(
             cid,
-            kind="paper",
+            kind=kind,
             statement=(
-                f"{ACT_NAMES[act]} networks show the same ordering: final accuracy falls "
-                "as the fraction grows."
+                f"{ACT_NAMES[act]} networks show the same ordering: the plasticity left at the "
+                "end of the run falls as the fraction grows."
             ),
             figure="§3.1, Fig. 1 (top-left inset, right)",
-            statistic=f"{ACT_NAMES[act]}: Spearman rho(eps, seed-mean end-of-run accuracy)",
+            statistic=f"{ACT_NAMES[act]}: Spearman rho(eps, seed-mean {MEASURE})",
             estimate=rho[act],
             threshold=-0.8,
             direction="<=",
         )
 book.save()
 book.table()
+
+# %% [markdown]
+# The revised claims: their verdict before issue 15 (the published book: end-of-run
+# accuracy on the current labels, iterations of a fifth of the present length) and now.
+
+# %%
+OLD = {  # the published default-profile verdicts before issue 15
+    "ch2.sudden_worse": "not reproduced",
+    "ch2.small_benign": "reproduced",
+    "ch2.leaky_parallel": "not reproduced",
+    "ch2.gelu_parallel": "not reproduced",
+}
+pd.DataFrame(
+    [
+        {
+            "claim": c.id,
+            "kind": c.kind,
+            "old verdict": OLD.get(c.id, "–"),
+            "new verdict": c.verdict,
+            "new value(s)": "; ".join(claims.format_estimate(p.estimate) for p in c.parts),
+        }
+        for c in book.claims
+    ]
+).set_index("claim")
+
 # %% [markdown]
 # ## What we found
 
@@ -662,38 +853,54 @@ verdicts = {c.id: c.verdict for c in book.claims}
 
 
 def pct(a):
-    return f"{100 * np.mean(a):.1f} %"
+    return f"{100 * np.nanmean(a):.1f} %"
 
 
 lines = [
     f"In this run ({P.profile} profile, {ds.source}, {P.seeds} seeds, {P.iterations} "
-    f"iterations of {P.iteration_steps} steps at eps = 1) the end-of-run accuracy (mean over "
-    "seeds) was:",
+    f"iterations of {P.iteration_steps} steps at eps = 1, so {schedule.steps_between_resets[lo]} "
+    f"steps between resets at eps = {fr[lo]:g}) the plasticity measure of the final networks "
+    f"(accuracy after K = {P.measure_steps} steps on a fresh labelling, relative to fresh "
+    "networks; mean over seeds) was:",
     "",
-    "| activation | " + " | ".join(f"eps = {f:g}" for f in fr) + " |",
-    "|---|" + "---|" * len(fr),
+    "| activation | " + " | ".join(f"eps = {f:g}" for f in fr) + " | fresh network |",
+    "|---|" + "---|" * (len(fr) + 1),
+]
+for act in runs:
+    cells = " | ".join(pct(relative[act][fi]) for fi in range(len(fr)))
+    fresh = pct(measure[act].fresh_accuracy)
+    lines.append(f"| {ACT_NAMES[act]} | {cells} | accuracy {fresh} |")
+lines += [
+    "",
+    "and the end-of-run accuracy on the current labels (the old statistic, reported):",
+    "",
+    "| activation | " + " | ".join(f"eps = {f:g}" for f in fr) + " | Spearman rho |",
+    "|---|" + "---|" * (len(fr) + 1),
 ]
 for act in runs:
     cells = " | ".join(pct(end[act][fi]) for fi in range(len(fr)))
-    lines.append(f"| {ACT_NAMES[act]} | {cells} |")
+    lines.append(f"| {ACT_NAMES[act]} | {cells} | {rho_old[act].value:.2f} |")
 lines.append("")
 if "relu" in runs:
+    diff = relative["relu"][hi] - relative["relu"][lo]
     lines.append(
-        f"For ReLU, eps = {fr[hi]:g} ended at {pct(end['relu'][hi])} (after its first "
-        f"iteration: {pct(first['relu'][hi])}) against {pct(end['relu'][lo])} for "
-        f"eps = {fr[lo]:g} (difference "
-        f"{100 * np.mean(end['relu'][hi] - end['relu'][lo]):+.1f} points), but the "
-        f"Spearman correlation over the {len(fr)} fractions was {rho['relu'].value:.2f} "
-        f"(`ch2.sudden_worse`: **{verdicts['ch2.sudden_worse']}**). The eps = {fr[lo]:g} "
-        f"run kept {100 * np.mean(end['relu'][lo] / first['relu'][lo]):.1f} % of its "
-        f"accuracy after the first iteration ({pct(first['relu'][lo])}) "
+        f"For ReLU the Spearman correlation of the plasticity measure with eps over the "
+        f"{len(fr)} fractions was {claims.format_estimate(rho['relu'])} and the eps = "
+        f"{fr[hi]:g} minus eps = {fr[lo]:g} difference "
+        f"{100 * np.nanmean(diff):+.1f} points (interval "
+        f"{claims.format_estimate(claims.t_interval(100 * diff, drop_nonfinite=True))}) "
+        f"(`ch2.sudden_worse`: **{verdicts['ch2.sudden_worse']}**; before this revision: "
+        f"{OLD['ch2.sudden_worse']}). The eps = {fr[lo]:g} run kept "
+        f"{100 * np.nanmean(end['relu'][lo] / first['relu'][lo]):.1f} % of its accuracy on the "
+        f"current labels after the first iteration ({pct(first['relu'][lo])}) "
         f"(`ch2.small_benign`: **{verdicts['ch2.small_benign']}**)."
     )
 for act, cid in (("leaky_relu", "ch2.leaky_parallel"), ("gelu", "ch2.gelu_parallel")):
     if act in runs:
         lines.append(
-            f"{ACT_NAMES[act]}: Spearman rho = {rho[act].value:.2f}, eps = {fr[hi]:g} ended "
-            f"at {pct(end[act][hi])} (`{cid}`: **{verdicts[cid]}**)."
+            f"{ACT_NAMES[act]}: Spearman rho = {claims.format_estimate(rho[act])}, plasticity "
+            f"measure at eps = {fr[hi]:g}: {pct(relative[act][hi])} of a fresh network's "
+            f"accuracy (`{cid}`: **{verdicts[cid]}**; before: {OLD[cid]})."
         )
 lines += ["", "By the age of the label at the end of the run (the diagnostic figure):", ""]
 young = label_ages[lo] <= 0.1 * S  # re-drawn in the last tenth of an iteration
@@ -715,49 +922,73 @@ lines += [
     f"With batch {P.batch_size} of {N} images an image is visited about once every "
     f"{N / P.batch_size:.0f} steps.",
 ]
+
+
+def agrees(cid):
+    return verdicts.get(cid) == "reproduced"
+
+
+ordering = ["ch2.sudden_worse", "ch2.leaky_parallel", "ch2.gelu_parallel"]
+held = [cid for cid in ordering if agrees(cid)]
+missed = [cid for cid in ordering if cid in verdicts and not agrees(cid)]
+if not book.evaluated:
+    reading = "At this profile the verdicts are not evaluated. "
+elif not held:
+    reading = (
+        "The paper's ordering does not hold on the plasticity measure for any activation "
+        "at this scale. "
+    )
+else:
+    reading = "The paper's ordering holds on the plasticity measure for " + ", ".join(
+        f"`{c}`" for c in held
+    )
+    failed = [c for c in missed if verdicts[c] == "not reproduced"]
+    open_ = [c for c in missed if verdicts[c] != "not reproduced"]  # inconclusive, ...
+    for words, ids in (("it does not hold for", failed), ("it is not established for", open_)):
+        if ids:
+            reading += f"; {words} " + ", ".join(f"`{c}` ({verdicts[c]})" for c in ids)
+    reading += ". "
+if book.evaluated and "relu" in runs:
+    smallest = np.nanmean(relative["relu"][lo])
+    reading += (
+        f"Even the most gradual stream left the ReLU network at {100 * smallest:.1f} % of a "
+        f"fresh network's accuracy after K steps (eps = {fr[lo]:g}), against "
+        f"{100 * np.nanmean(relative['relu'][hi]):.1f} % for eps = {fr[hi]:g}: gradual shifts "
+        "cost less plasticity here, not none. "
+    )
+    ceiling = min(float(np.nanmin(end[act].mean(1))) for act in runs)
+    if ceiling >= 0.99:
+        reading += (
+            "The old statistic cannot tell the fractions apart at this scale: every fraction "
+            f"of every activation ended the run at {100 * ceiling:.1f} % or more on its current "
+            "labels, so the statistic of `ch2.small_benign` sits at its ceiling (it could "
+            "hardly have failed; its definition is unchanged by issue 15 and its verdict is "
+            "shown as computed). "
+        )
+lines += [
+    "",
+    "**Reading the verdicts.** "
+    + reading
+    + f"The budget has {P.iterations} iterations at eps = 1 ({P.iterations} labellings for "
+    "the sudden stream against the paper's 40); the paper profile restores the paper's "
+    "schedule.",
+]
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# **Where we agree with the paper** (default profile). Sudden shifts are the costly ones
-# at the sudden end of the scale: with ReLU, the $\epsilon = 1$ stream memorises every
-# labelling for the first half of the budget and then collapses on its last labellings
-# (the numbers above), while the same budget and the same number of re-drawn labels
-# delivered 1 % at a time leaves the network able to fit new labels to the end — its
-# accuracy does not erode over the run (`ch2.small_benign`), and on labels as old as
-# those of the $\epsilon = 1$ network (a half to one iteration) it fits nearly all of
-# them where the $\epsilon = 1$ network fits about half. Leaky ReLU follows the same
-# course with a gentler decline, the paper's "slightly smoother decrease but otherwise
-# parallel trend". The $\epsilon = 1$ minus $\epsilon = 0.01$ difference of
-# `ch2.sudden_worse` is clearly negative.
+# **Why the measure changed.** With the short iterations of the earlier version of this
+# chapter, a fraction re-drawn every few steps left many labels barely fitted at every
+# evaluation: the label-age figure shows such a *tracking lag* (the youngest labels are
+# fitted at a lower rate than the older ones), and it lowers the accuracy on the current
+# labels of the small fractions without any loss of plasticity. The plasticity measure
+# asks the paper's §2.2 question instead — how well do the final parameters fit a *new*
+# labelling, compared with a fresh network — so a lag on the old stream does not enter
+# it. The longer iterations shrink the lag as well (compare the label-age figure with
+# the tables above).
 #
-# **Where we do not.** The ordering over all four fractions is not monotone at this
-# scale: end-of-run accuracy *rises* from the smallest fraction through the middle ones
-# and only then falls at $\epsilon = 1$ (the table above), so the Spearman correlations
-# miss the −0.8 threshold and `ch2.sudden_worse`, `ch2.leaky_parallel` and
-# `ch2.gelu_parallel` are not reproduced. GELU barely loses plasticity at $\epsilon = 1$
-# within this budget.
-#
-# **Why, and what scale would change it.** The shortfall of the small fractions is a
-# tracking lag, not lost plasticity. The label-age figure shows that their networks fit
-# nearly every label older than about a fifth of an iteration and miss only the
-# freshest ones, which are fitted at a far lower rate (the list above). A freshly
-# re-drawn label takes some number $L$ of steps to be fitted (each image is visited only
-# once every few steps, see above). At the end of an iteration of fraction $\epsilon$ the
-# youngest labels are $\epsilon S$ steps old, and the labels younger than $L$ make up about
-# $L / S$ of all labels as long as $\epsilon S < L$ (none once $\epsilon S \ge L$). The
-# smaller $\epsilon$, the more of these labels are caught barely fitted — a lag unrelated
-# to plasticity, which shrinks for every $\epsilon$ as the iteration length $S$ grows
-# relative to $L$. With the paper's 100,000
-# steps per iteration we expect it to be small (the paper reports that re-randomising 1 %
-# at a time "minimally interferes with performance"), and the order of the inset would
-# then be decided by plasticity alone; the $\epsilon = 0.5$ stream, which shows no decline
-# in our iterations, would also have 40 iterations in which to start one. One
-# exploratory run outside this chapter's budget points that way: the default profile with
-# iterations twice as long (`iteration_steps=1200`, `activations=["relu"]`, `seeds=3`)
-# shrank the lag of $\epsilon = 0.01$, $\epsilon = 0.5$ began to decline in its last
-# iterations, and ReLU's Spearman correlation moved towards −0.8 but stayed short of it
-# (its numbers are not quoted here, as this page does not run it). Longer iterations
-# still, and the paper profile itself, would settle it; neither fits this chapter's
-# 5-minute CPU budget.
+# **What the paper profile would change.** It restores the CNN, CIFAR-10 and 40
+# iterations of 100,000 steps (1,000 steps between resets at $\epsilon = 0.01$); its $K$
+# must first be probed at that profile with `relabelling.steps_to_accuracy`. It needs a GPU
+# and was not run for this book.
 #
 # At the smoke profile the numbers above only show that the code runs.

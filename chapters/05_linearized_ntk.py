@@ -1011,10 +1011,16 @@ erank.round(2)
 # ## Claim checks
 #
 # The algebra is deterministic, so its claims are exact values (maxima or minima over
-# the configurations tried; no interval). The toy's loss claim is a t-interval over
-# seeds of the per-seed difference of the final training loss (absolute-value minus
-# normal initialisation, both on the whole training subset after the last step).
-# Thresholds and statistics are those fixed in the chapter's issue.
+# the configurations tried; no interval). The toy's claim `ch5.zombie_stuck` takes the
+# paper's words at face value (E.8: from the $|\theta|$ initialisation "the performance of
+# the network never decreases even after two thousand optimizer steps"): per seed, the
+# training loss after the last step divided by the training loss before the first, both
+# on the whole training subset, with a t-interval over seeds; the absolute-value start
+# must keep at least nine tenths of its initial loss while the normal start falls below
+# one tenth of its own. Thresholds and statistics are those fixed in the chapter's issue (issue 16),
+# before the run. The comparison an earlier version of this chapter tested instead (the
+# absolute-value start ends with a larger loss than the normal one) is reported in the
+# table after the claims.
 
 
 # %%
@@ -1098,28 +1104,36 @@ book.check(
     f"slope varies over the inputs: {algebra['nonlinear_varying']:.2f}.",
 )
 final_loss = {name: r.task_end["loss"][:, 0] for name, r in runs.items()}  # (seeds,)
+# the training loss before the first step, on the same images (whole training subset)
+initial_loss = {
+    name: np.asarray(train.evaluate(network, r.initial_params, x, y, loss="xent")["loss"])
+    for name, r in runs.items()
+}
+loss_kept = {name: final_loss[name] / initial_loss[name] for name in runs}  # (seeds,)
 book.check(
-    "ch5.zombie_slower",
+    "ch5.zombie_stuck",
     kind="paper",
-    statement="Mapping every parameter of an MLP to its absolute value makes every "
-    "second-layer unit a zombie on non-negative inputs, and the network then trains worse "
-    "than from the normal initialisation.",
+    statement="Starting from the absolute-value initialisation (every second-layer unit a "
+    "zombie on non-negative inputs), the performance of the network never decreases even "
+    "after two thousand optimizer steps, while the normal initialisation trains.",
     figure="App. E.8, Fig. 24",
     parts=[
         claims.part(
-            "abs init: min over seeds and hidden layers of the fraction of linearized units "
-            "at init (whole training subset)",
-            claims.exact(float(init_zombies["abs"].min())),
-            1.0,
+            f"abs init: training loss after {P.steps} Adam steps / its initial training loss",
+            claims.t_interval(loss_kept["abs"], drop_nonfinite=True),
+            0.9,
             ">=",
         ),
         claims.part(
-            f"final training loss after {P.steps} Adam steps, abs init minus normal init (nats)",
-            claims.t_interval(final_loss["abs"] - final_loss["normal"]),
-            0.0,
-            ">",
+            f"normal init: training loss after {P.steps} Adam steps / its initial training loss",
+            claims.t_interval(loss_kept["normal"], drop_nonfinite=True),
+            0.1,
+            "<",
         ),
     ],
+    note="Losses on the whole training subset, before the first and after the last step. "
+    "At the abs init, the fewest linearized units of any hidden layer and seed: "
+    f"{100 * float(init_zombies['abs'].min()):.0f} % (whole training subset).",
 )
 book.table()
 
@@ -1128,16 +1142,24 @@ book.save()
 summary = pd.DataFrame(
     {
         name: {
-            "final training loss (nats)": r.task_end["loss"][:, 0].mean(),
-            "final training accuracy (%)": 100 * r.task_end["accuracy"][:, 0].mean(),
-            "hidden layer 2 linearized at the end (%)": 100
-            * r.task_end["linearized_fraction"][:, 0, 1].mean(),
-            "diverged seeds": int(r.diverged.sum()),
+            "initial training loss (nats)": f"{initial_loss[name].mean():.4g}",
+            "final training loss (nats)": f"{r.task_end['loss'][:, 0].mean():.4g}",
+            "final / initial loss": claims.format_estimate(claims.t_interval(loss_kept[name])),
+            "final training accuracy (%)": f"{100 * r.task_end['accuracy'][:, 0].mean():.1f}",
+            "hidden layer 2 linearized at the end (%)": "{:.1f}".format(
+                100 * r.task_end["linearized_fraction"][:, 0, 1].mean()
+            ),
+            "diverged seeds": str(int(r.diverged.sum())),
         }
         for name, r in runs.items()
     }
 ).T
-summary.round(4)
+# the comparison the chapter's earlier claim `ch5.zombie_slower` tested, kept as a reported row
+loss_difference = claims.t_interval(final_loss["abs"] - final_loss["normal"])
+summary.loc["abs minus normal (reported, not a claim)"] = pd.Series(
+    {"final training loss (nats)": claims.format_estimate(loss_difference)}
+)
+summary.fillna("")
 
 # %% [markdown]
 # ## What we found
@@ -1148,9 +1170,9 @@ summary.round(4)
 verdict = {c.id: c.verdict for c in book.claims}
 steps_max = lin_all[[c for c in step_names if c != "err_entk_printed"]].to_numpy().max()
 printed = non_unit.err_entk_printed
-loss_difference = claims.t_interval(final_loss["abs"] - final_loss["normal"])
 final_mean = {name: v.mean() for name, v in final_loss.items()}
-first_window = {name: r.logs["loss"][:, 0, 0].mean() for name, r in runs.items()}
+initial_mean = {name: v.mean() for name, v in initial_loss.items()}
+kept = {name: claims.t_interval(v, drop_nonfinite=True) for name, v in loss_kept.items()}
 accuracy = {name: 100 * r.task_end["accuracy"][:, 0].mean() for name, r in runs.items()}
 abs_end = 100 * runs["abs"].task_end["linearized_fraction"][:, 0].mean(axis=0)  # (depth,)
 nonlinear_excess = nonlinear.rank_k - nonlinear.rank_x
@@ -1182,25 +1204,34 @@ findings = f"""
   (`ch5.nonlinear_exceeds`: {verdict["ch5.nonlinear_exceeds"]}).
 - **Fig. 24.** At the absolute-value initialisation at least
   {100 * init_zombies["abs"].min():.0f} % of the units of every hidden layer are zombies on
-  the whole training subset. After {P.steps} Adam steps its training loss is
-  {final_mean["abs"] / final_mean["normal"]:.0f} times that of the normal initialisation
-  ({final_mean["abs"]:.2g} vs {final_mean["normal"]:.2g} nats; per-seed difference
-  {claims.format_estimate(loss_difference)} over {P.seeds} seeds; `ch5.zombie_slower`:
-  {verdict["ch5.zombie_slower"]}). The paper says the loss "never decreases"; here it falls
-  by a factor of {first_window["abs"] / final_mean["abs"]:.0f} from the first logging
-  window, and the final training accuracies on the {P.n_train} images are
-  {accuracy["abs"]:.1f} % (abs) and {accuracy["normal"]:.1f} % (normal). At the end,
+  the whole training subset. The paper says that from there the network's performance
+  "never decreases even after two thousand optimizer steps". After {P.steps} Adam steps
+  its training loss is {claims.format_estimate(kept["abs"])} of its initial value
+  ({initial_mean["abs"]:.3g} → {final_mean["abs"]:.3g} nats; the claim needs at least
+  0.9), while the normal initialisation's is {claims.format_estimate(kept["normal"])}
+  ({initial_mean["normal"]:.3g} → {final_mean["normal"]:.3g} nats; the claim needs below
+  0.1): `ch5.zombie_stuck` is **{verdict["ch5.zombie_stuck"]}**. Final training
+  accuracies on the {P.n_train} images: {accuracy["abs"]:.1f} % (abs) and
+  {accuracy["normal"]:.1f} % (normal). The weaker comparison this chapter tested before
+  (reported, not a claim): final loss of the absolute-value start minus that of the normal
+  one, {claims.format_estimate(loss_difference)} nats over {P.seeds} seeds (a ratio of
+  {final_mean["abs"] / final_mean["normal"]:.1f}). At the end,
   {", ".join(f"{v:.0f} %" for v in abs_end)} of the units of hidden layers
   1–{P.depth} of the absolute-value network are still zombies.
 """
 display(Markdown(findings))
 
 # %% [markdown]
-# Reading the toy: where both networks end at the same training accuracy, the zombie
-# start slows learning rather than stopping it, a weaker effect than the paper's wording.
-# The first hidden layer of the absolute-value network regains its nonlinearity early
-# while the second stays linearized (the zombie-fraction figure), consistent with the
-# figure's focus on the second layer. The paper's exact toy (width, depth, learning rate,
-# subset size) is not specified. A deeper network (the `paper` profile, 512 × 4)
-# multiplies the logit blow-up of the absolute-value initialisation layer by layer and
-# might widen the gap; we have not run it.
+# Reading the toy. `ch5.zombie_stuck` takes E.8's words literally: a loss that "never
+# decreases" over two thousand steps. Where the absolute-value start ends far below its
+# initial loss (the ratio above) and reaches the training accuracy of the normal start,
+# the zombie initialisation slows learning rather than stopping it, a weaker effect
+# than the paper's wording; the earlier comparison (final loss, abs minus normal) is
+# reported for that reason. Its initial loss is large because positive weights on
+# non-negative inputs make every logit a sum of positive terms, so part of the early
+# decrease is the network shrinking those logits. The first hidden layer of the
+# absolute-value network regains its nonlinearity early while the second stays
+# linearized (the zombie-fraction figure), consistent with the figure's focus on the
+# second layer. The paper's exact toy (width, depth, learning rate, subset size) is not
+# specified. A deeper network (the `paper` profile, 512 × 4) multiplies the logit blow-up
+# of the absolute-value initialisation layer by layer; we have not run it.

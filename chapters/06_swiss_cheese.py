@@ -16,8 +16,8 @@
 #
 # *Reproduces §4.1 (interventions on each mechanism, Fig. 4), the supervised part of
 # §4.2 (Fig. 5 left), the learning curves of App. D.1 (Fig. 7) and, at small scale, the
-# L2 sweep of App. E.5 and the normalisation ablations of App. D.2 / E.9 of
-# {cite}`lyle2024disentangling`.*
+# L2 sweep of App. E.5, the normalisation ablations of App. D.2 / E.9 and a test of the
+# independence of mechanisms of App. F of {cite}`lyle2024disentangling`.*
 #
 # ## What the paper claims
 #
@@ -44,6 +44,14 @@
 # Overall, **layer normalisation {cite}`ba2016layer` combined with L2 regularisation**
 # "addressed plasticity loss in all classification problems we considered" (Fig. 4), and
 # §4.2 shows the combination keeps working — accuracy even *improves* from task to task
+# ("improving accuracy over time", Fig. 5 left) — when the data change in other ways
+# (continual, composite and growing modes).
+#
+# App. F adds why one remedy is not enough: two mechanisms are *independent* "if there
+# exist learning problems where completely mitigating one mechanism does not prevent
+# plasticity loss due to the other". Layer normalisation removes preactivation drift but
+# leaves the parameter norm free to grow; L2 bounds the norm but not the drift. This
+# chapter tests that with a 2 × 2 design on two streams built for each mechanism.
 
 # %% tags=["hide-input"]
 import sys
@@ -104,6 +112,7 @@ if "google.colab" in sys.modules:  # in Colab: install the library (elsewhere th
 
 # %%
 import functools
+import math
 import time
 from typing import NamedTuple
 
@@ -116,7 +125,19 @@ import seaborn as sns
 from IPython.display import Markdown, display
 from matplotlib.ticker import MaxNLocator
 
-from plasticity_lib import claims, data, keys, plotting, profiles, runner, stats, tasks, train
+from plasticity_lib import (
+    claims,
+    data,
+    diagnostics,
+    keys,
+    plotting,
+    profiles,
+    runner,
+    stats,
+    tasks,
+    train,
+)
+from plasticity_lib.diagnostics import units
 from plasticity_lib.models import ModelConfig, make_network
 
 plotting.set_theme()
@@ -138,6 +159,7 @@ arch = None  # mlp | cnn | resnet18
 learning_rate = None  # Adam learning rate
 l2 = None  # L2 coefficient of the L2 and LN+L2 arms
 norm_ablation = None  # also run the D.2 / E.9 normalisation variants
+independence = None  # also run the App. F independence test (streams N and P)
 
 # %%
 P = profiles.resolve_notebook("ch06_swiss_cheese", globals())
@@ -146,7 +168,7 @@ profiles.show("ch06_swiss_cheese")
 # %% [markdown]
 # | | paper (§4.1–4.2, B.1–B.2) | this chapter, default profile | why |
 # |---|---|---|---|
-# | data | CIFAR-10 (MNIST, CIFAR-100 "consistent", B.2) | 512 MNIST images (seeded) | note 1 |
+# | data | CIFAR-10 (MNIST, CIFAR-100 "consistent", B.2) | 1,024 MNIST images, calibrated | note 1 |
 # | network | MLP 512 × 4, CNN, ResNet-18 | MLP 128 × 2, ReLU | note 2 |
 # | optimiser | Adam, $10^{-5}$ (MLP), batch size not given | Adam $10^{-3}$, batch 64 | note 3 |
 # | tasks | 20 tasks × 75,000 steps | 10 tasks × 400 steps | note 4 |
@@ -157,18 +179,28 @@ profiles.show("ch06_swiss_cheese")
 # | accuracy | end-of-task accuracy | on the task's training set after its last step | note 8 |
 # | batch norm | — | batch statistics in training and evaluation | the library's convention |
 # | seeds | not stated | 5, trained at once with `vmap` | intervals over seeds |
+# | plasticity (§2.2) | — | fresh labelling, final vs fresh parameters | the book's measure |
+# | independence (App. F) | long CNN runs (Fig. 8) | 2 × 2 design, streams N and P | note 9 |
 #
 # Notes: (1) available offline, CPU budget. (2) CPU budget; the paper profile is the MLP
 # of B.1 on CIFAR-10, `arch=cnn` / `resnet18` give the others. (3) A task converges in
 # hundreds of steps instead of 75,000. (4) B.2 picks the interval so that each task
-# converges; within 400 steps the baseline's minibatch accuracy on a first 512-image
-# random labelling reaches 99.9 % (checked once, before the runs). (5) A run of
+# converges. The number of images was chosen before any sequence was run, on the first
+# task only: the smallest candidate size at which a fresh baseline ends its first random
+# labelling inside the window of 90 to 99 per cent accuracy within `steps_per_task` steps
+# (2 seeds; the check is rerun below, "Calibrating the difficulty"). With 512 images
+# (the previous default) every arm fitted every task completely, so no accuracy claim
+# could fail. MNIST reached the window; Fashion-MNIST was not needed. (5) A run of
 # $4\cdot10^3$ instead of $1.5\cdot10^6$ steps needs a stronger pull for the same norm
 # control (as in the overview chapter). (6) Feature-norm penalty $10^{-3}$; ReDo every
-# 100 steps with $\tau = 0.1$; gradient-norm penalty $10^{-3}$; InFeR with 10 heads,
-# $\beta = 10$, coefficient 0.1: our choices, fixed before the runs, not tuned.
+# 100 steps with $\tau = 10^{-1}$; gradient-norm penalty $10^{-3}$; InFeR with 10 heads,
+# $\beta = 10$, coefficient $10^{-1}$: our choices, fixed before the runs, not tuned.
 # (7) Composite transforms a fixed half of the images (the same half for every seed):
 # the paper gives no composite fraction. (8) What a plastic network can fit.
+# (9) Stream N is calibrated the same way for its own step budget (`n_train_short`
+# images, `steps_short` steps). The paper's evidence for norm growth in normalised
+# networks comes from 20 tasks × 75,000 steps; forty tasks of a hundred steps is a far
+# shorter horizon, so LN alone may not yet lose plasticity here.
 
 # %% [markdown]
 # ## The protocol and the interventions
@@ -213,10 +245,28 @@ MODES = {
 }
 
 
-def make_stream(family: str, mode: str = "continual 1.0") -> tasks.TaskStream:
+class Setting(NamedTuple):
+    """The base data and schedule of a sequence: stream P (the main run, `n_train` images,
+    `num_tasks` x `steps_per_task`) or stream N of the independence test (below)."""
+
+    name: str
+    x: jax.Array  # (N, features) base images
+    y: np.ndarray  # (N,) true labels
+    num_tasks: int
+    steps_per_task: int
+    log_every: int
+
+
+MAIN_SETTING = Setting("P", x, ds.y, P.num_tasks, P.steps_per_task, P.log_every)
+SETTINGS = {"P": MAIN_SETTING}
+
+
+def make_stream(
+    family: str, mode: str = "continual 1.0", setting: Setting = MAIN_SETTING
+) -> tasks.TaskStream:
     """One family in one §4.2 mode over the base data ("continual 1.0" is exactly
     `tasks.random_labels` / `permuted_classes` / `permuted_pixels`)."""
-    return tasks.mode_stream(family, x, ds.y, ds.num_classes, *MODES[mode])
+    return tasks.mode_stream(family, setting.x, setting.y, ds.num_classes, *MODES[mode])
 
 
 # %% [markdown]
@@ -351,6 +401,83 @@ except ValueError as err:
     print(f"Shampoo arm skipped: {err}")
 
 # %% [markdown]
+# ## Calibrating the difficulty on the first task
+#
+# The paper's premise is that a single task converges within the interval between task
+# changes (B.2), and the claims below compare accuracies: if every arm fits every task
+# completely, no accuracy claim can fail. So the number of images was chosen on the
+# **first task only**, before any sequence was run: a fresh baseline (no intervention)
+# trains on the first random labelling of `n` images for `steps_per_task` Adam steps
+# (2 seeds), for each candidate size in `calibration_sizes`, and `n_train` is a size whose
+# end-of-task accuracy lies inside the window below. Stream N of the independence test
+# (further down) was calibrated the same way for its own budget (`n_train_short` images,
+# `steps_short` steps). The check is rerun here, on the data of this run, so a reader (or
+# a run on another dataset) sees whether the window still holds; the profile's values
+# are not changed by it.
+
+# %%
+CALIBRATION_WINDOW = (90.0, 99.0)  # first-task accuracy (%) of a fresh baseline, issue 16
+CALIBRATION_SEEDS = [0, 1]
+
+
+def first_task_accuracy(sizes: list, steps: int) -> np.ndarray:
+    """(len(sizes), 2) end-of-task accuracy (%) of fresh baselines (seeds
+    `CALIBRATION_SEEDS`) on the first random labelling of the seeded `n`-image subset, for
+    each `n` in `sizes`, after `steps` Adam steps. One compiled program: the subsets are
+    padded to the largest and masked (minibatches and evaluation see masked images only)."""
+    n_max, n_seeds = max(sizes), len(CALIBRATION_SEEDS)
+    roots = keys.task_root(np.asarray(CALIBRATION_SEEDS))
+    fields = []
+    for n in sizes:
+        sub = data.load_dataset(
+            P.dataset, n=n, seed=0, flatten=(P.arch == "mlp"), allow_fallback=P.allow_fallback
+        )
+        xs = jnp.asarray(sub.x, jnp.float32)
+        task = jax.vmap(tasks.random_labels(xs, sub.num_classes).init)(keys.task_keys(roots, 0))
+        pad = [(0, 0), (0, n_max - n)]
+        fields.append(
+            (
+                jnp.pad(task.x, pad + [(0, 0)] * (task.x.ndim - 2)),
+                jnp.pad(task.y, pad),
+                jnp.pad(task.mask, pad),
+            )
+        )
+    task = tasks.Task(*(jnp.concatenate(f) for f in zip(*fields)))  # (sizes * seeds, n_max)
+    network = make_network(model_config("none"))
+    cfg = train.TrainConfig(learning_rate=P.learning_rate, batch_size=min(P.batch_size, *sizes))
+    state = train.init_state(network, cfg, CALIBRATION_SEEDS * len(sizes), task.x[0, :2])
+    state, _ = train.train_steps(network, cfg, state, task, steps, task_batched=True)
+    end = train.evaluate(network, state.params, task.x, task.y, mask=task.mask, task_batched=True)
+    return 100.0 * np.asarray(end["accuracy"]).reshape(len(sizes), n_seeds)
+
+
+calibration_runs = [(sorted({*P.calibration_sizes, P.n_train}), P.steps_per_task, "P")]
+if P.independence:
+    calibration_runs.append(([P.n_train_short], P.steps_short, "N"))
+rows = []
+for sizes, steps, stream_name in calibration_runs:
+    for n, acc in zip(sizes, first_task_accuracy(sizes, steps)):
+        chosen = n == (P.n_train if stream_name == "P" else P.n_train_short)
+        in_window = (acc >= CALIBRATION_WINDOW[0]) & (acc <= CALIBRATION_WINDOW[1])
+        rows.append(
+            {
+                "stream": stream_name,
+                "images": n,
+                "steps": steps,
+                **{f"seed {s} (%)": a for s, a in zip(CALIBRATION_SEEDS, acc)},
+                "in window": bool(np.all(in_window)),
+                "profile value": "yes" if chosen else "",
+            }
+        )
+calibration = pd.DataFrame(rows)
+calibration.round(2)
+
+# %% [markdown]
+# Each row is one candidate size: the first-task accuracy of the two fresh baselines
+# and whether both lie inside the window; "profile value" marks the sizes this run uses
+# (stream P: `n_train`; stream N: `n_train_short`).
+
+# %% [markdown]
 # ## Experiment
 #
 # Every arm is one compiled program. Its models are the *members* of the arm — a task
@@ -381,34 +508,57 @@ class Member(NamedTuple):
 
 
 @functools.cache
-def stacked_stream(specs: tuple) -> tasks.TaskStream:
-    """The streams of `specs` ((family, mode), ...), stacked over (member, seed) and
-    jitted once per tuple (every arm with the same members reuses the program)."""
-    stacked = tasks.stack_streams([make_stream(family, mode) for family, mode in specs])
+def stacked_stream(specs: tuple, setting: str = "P") -> tasks.TaskStream:
+    """The streams of `specs` ((family, mode), ...) over the base data of `SETTINGS[setting]`,
+    stacked over (member, seed) and jitted once per tuple (every arm with the same
+    members reuses the program)."""
+    streams = [make_stream(family, mode, SETTINGS[setting]) for family, mode in specs]
+    stacked = tasks.stack_streams(streams)
     return tasks.TaskStream(jax.jit(stacked.init), jax.jit(stacked.next))
 
 
-def train_arm(name: str, arm: Arm, members: list) -> dict:
+PROBE_IMAGES = 512  # base images on which the unit readouts are computed
+
+
+def unit_readouts(network):
+    """`(params, params0, x) -> (dead, shift)` for M models at once (jitted): the fraction
+    of dead ReLU units (zero on every probe input, all hidden layers pooled; §3.2) and the
+    per-unit standardised shift of the mean preactivation from the model's own
+    initialisation, `mean_i |mu_i - mu0_i| / sigma0_i`, averaged over layers
+    (`units.drift_readouts`, §3.2 / Fig. 2)."""
+
+    def one(params, params0, xp):
+        _, inter = network.apply_with_intermediates(params, xp)
+        _, inter0 = network.apply_with_intermediates(params0, xp)
+        return units.drift_readouts(inter.acts, inter.preacts, inter0.preacts)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+
+
+def train_arm(name: str, arm: Arm, members: list, setting: Setting = MAIN_SETTING) -> dict:
     """Train every (member, seed) of one arm in one vmapped program (App. B.2).
 
-    Returns `{member: {"accuracy", "loss", "param_norm": (S, T), "loss_curve":
-    (S, T, W), "diverged": (S,)}}`: end-of-task accuracy and loss over the task's
-    (masked) examples after its last step, the parameter norm then, and the mean
-    minibatch loss of each window of `log_every` steps; NaN after a divergence.
+    Returns `{member: {"accuracy", "loss", "param_norm", "dead", "shift": (S, T),
+    "loss_curve": (S, T, W), "diverged": (S,), "params": final parameters (S, ...)}}`:
+    end-of-task accuracy and loss over the task's (masked) examples after its last step,
+    the parameter norm, the dead-unit fraction and the preactivation mean shift then (on
+    the first `PROBE_IMAGES` base images), and the mean minibatch loss of each window of
+    `log_every` steps; NaN after a divergence.
     """
     network = make_network(model_config(arm.norm))
     cfg = train.TrainConfig(learning_rate=P.learning_rate, batch_size=P.batch_size, **arm.fields)
-    stream = stacked_stream(tuple((m.family, m.mode) for m in members))
+    stream = stacked_stream(tuple((m.family, m.mode) for m in members), setting.name)
     n_members, n_seeds = len(members), len(seed_list)
-    n_models, windows = n_members * n_seeds, P.steps_per_task // P.log_every
+    n_models, windows = n_members * n_seeds, setting.steps_per_task // setting.log_every
+    readouts, probe_x = unit_readouts(network), setting.x[:PROBE_IMAGES]
     l2 = [cfg.l2 if m.l2 is None else m.l2 for m in members]
     hparams = {"l2": np.repeat(np.asarray(l2, np.float32), n_seeds)}  # member-major
     label_smoothing = np.full(n_models, cfg.label_smoothing, np.float32)
     roots = keys.task_root(seed_list)  # (S, 2): task t of seed s uses fold_in(root_s, t)
-    state = train.init_state(network, cfg, np.tile(seed_list, n_members), x[:2])
+    state = train.init_state(network, cfg, np.tile(seed_list, n_members), setting.x[:2])
 
     def one_task(carry, t):
-        state, task = carry
+        state, task, params0 = carry
         if t == 0:
             task = stream.init(keys.task_keys(roots, 0))
         else:
@@ -418,8 +568,8 @@ def train_arm(name: str, arm: Arm, members: list) -> dict:
             cfg,
             state,
             task,
-            P.steps_per_task,
-            log_every=P.log_every,
+            setting.steps_per_task,
+            log_every=setting.log_every,
             hparams=hparams,
             task_batched=True,
         )
@@ -433,21 +583,28 @@ def train_arm(name: str, arm: Arm, members: list) -> dict:
             label_smoothing=label_smoothing,
             task_batched=True,
         )
+        dead, shift = readouts(state.params, params0, probe_x)
         out = dict(
-            logs, end_accuracy=end["accuracy"], end_loss=end["loss"], diverged=state.diverged
+            logs,
+            end_accuracy=end["accuracy"],
+            end_loss=end["loss"],
+            diverged=state.diverged,
+            dead=dead,
+            shift=shift,
         )
-        for k in ("end_accuracy", "end_loss", "diverged"):
+        for k in ("end_accuracy", "end_loss", "diverged", "dead", "shift"):
             out[k] = out[k][:, None]  # (models, 1): joined over tasks into (models, T)
-        return (state, task), out
+        return (state, task, params0), out
 
     wall, cpu = time.perf_counter(), time.process_time()
-    _, out = runner.run_chunks(
+    (state, _, _), out = runner.run_chunks(
         one_task,
-        (state, None),
-        P.num_tasks,
+        (state, None, state.params),
+        setting.num_tasks,
         unit="task",
         desc=f"{name}: {n_members} streams x {n_seeds} seeds",
         postfix=lambda out: {"acc": out["end_accuracy"]},
+        checkpoint=profiles.checkpoint_path(P, name),  # paper profile: resumable
     )
     timing[name] = (time.process_time() - cpu, time.perf_counter() - wall)
 
@@ -455,16 +612,20 @@ def train_arm(name: str, arm: Arm, members: list) -> dict:
         return np.asarray(a).reshape((n_members, n_seeds) + np.shape(a)[1:])
 
     diverged = out["diverged"]  # (models, T): diverged by the end of task t
-    param_norm = out["param_norm"].reshape(n_models, P.num_tasks, windows)[..., -1]
+    param_norm = out["param_norm"].reshape(n_models, setting.num_tasks, windows)[..., -1]
     arrays = {
-        "accuracy": np.where(diverged, np.nan, out["end_accuracy"]).astype(np.float32),
-        "loss": np.where(diverged, np.nan, out["end_loss"]).astype(np.float32),
-        "param_norm": np.where(diverged, np.nan, param_norm).astype(np.float32),
-        "loss_curve": out["loss"].reshape(n_models, P.num_tasks, windows),
-        "diverged": diverged[:, -1],
+        key: np.where(diverged, np.nan, out[src]).astype(np.float32)
+        for key, src in (("accuracy", "end_accuracy"), ("loss", "end_loss"))
+        + (("dead", "dead"), ("shift", "shift"))
     }
+    arrays["param_norm"] = np.where(diverged, np.nan, param_norm).astype(np.float32)
+    arrays["loss_curve"] = out["loss"].reshape(n_models, setting.num_tasks, windows)
+    arrays["diverged"] = diverged[:, -1]
     arrays = {k: per_member(v) for k, v in arrays.items()}
+    params = jax.tree_util.tree_map(per_member, state.params)  # leaves (members, seeds, ...)
     result = {m: {k: v[i] for k, v in arrays.items()} for i, m in enumerate(members)}
+    for i, m in enumerate(members):
+        result[m]["params"] = jax.tree_util.tree_map(lambda a, i=i: a[i], params)
     print(
         f"{name:>22}: {n_models:3d} models, CPU {timing[name][0]:6.1f} s, "
         f"wall {timing[name][1]:6.1f} s, diverged {int(diverged[:, -1].sum())}"
@@ -506,9 +667,108 @@ if P.norm_ablation:
     for norm in P.norm_variants:
         variant = Arm(norm, {"l2": P.l2}, f"{norm} + L2")
         ablation[norm] = train_arm(f"{norm}+L2", variant, [RL])[RL]
+
+# %% [markdown]
+# ## Independence of mechanisms (App. F): a 2 × 2 design on two streams
+#
+# App. F calls two mechanisms independent "if there exist learning problems where
+# completely mitigating one mechanism does not prevent plasticity loss due to the other".
+# The test crosses the two mitigations, {none, L2, LN, LN+L2}, on two streams built so
+# that a different mechanism matters on each:
+#
+# * **stream N** (norm growth): many short random-label tasks (`num_tasks_short` tasks of
+#   `steps_short` steps on `n_train_short` images). Layer normalisation removes the
+#   preactivation drift, but a normalised layer's output does not depend on the scale
+#   of its incoming weights, so their norm is free to grow, and Adam's fixed step then
+#   changes the normalised function less and less (the effective step size shrinks):
+#   LN alone is expected to lose plasticity, LN+L2 not;
+# * **stream P** (preactivation shift): the calibrated random-label stream of the main
+#   run (its none, L2, LN and LN+L2 arms are reused). L2 bounds the norm but not the
+#   drift of the preactivations, so dead and drifting units can still accumulate: L2
+#   alone is expected to lose plasticity, LN+L2 not.
+#
+# Beside the verdict, the mechanism readouts: LN's parameter-norm growth on N, and L2's
+# dead-unit fraction and preactivation mean shift on P.
+
+# %%
+IND_ARMS = ("baseline", "L2", "LN", "LN+L2")
+results_n = {}
+if P.independence:
+    ds_short = data.load_dataset(
+        P.dataset,
+        n=P.n_train_short,
+        seed=0,
+        flatten=(P.arch == "mlp"),
+        allow_fallback=P.allow_fallback,
+    )
+    SETTINGS["N"] = Setting(
+        "N",
+        jnp.asarray(ds_short.x, jnp.float32),
+        ds_short.y,
+        P.num_tasks_short,
+        P.steps_short,
+        P.steps_short,
+    )
+    for name in IND_ARMS:
+        results_n[name] = train_arm(f"{name} (N)", ARMS[name], [RL], SETTINGS["N"])[RL]
+
+# %% [markdown]
+# ## The plasticity measure of §2.2 at the end of each sequence
+#
+# From the final parameters of every arm and family, with a fresh optimiser state, the
+# network trains on a **fresh random labelling** of the `n_train` base images for
+# `measure_steps` steps; fresh initialisations of the same seeds train on the same
+# labelling with the same minibatches (`diagnostics.plasticity_measure`). Both train with
+# plain Adam at the chapter's learning rate, the same for every arm, so the measure asks
+# only how good a starting point the parameters are (§2.2), and every arm with the same
+# normalisation is measured in one compiled program. The accuracy gap (fresh minus final,
+# in points; above 0: plasticity lost) and the loss ratio (final over fresh; above 1:
+# plasticity lost) are shown in a figure below. The networks of stream N are measured
+# the same way.
+
+
+# %%
+def measure_all(checkpoints: dict) -> dict:
+    """`{key: {"gap": (S,) points, "ratio": (S,), "final", "fresh": (S,) %}}` for
+    `checkpoints` `{key: (norm, params with leaves (S, ...))}`: the §2.2 measure, one
+    compiled program per normalisation (all of its checkpoints stacked on axis C)."""
+    cfg = train.TrainConfig(learning_rate=P.learning_rate, batch_size=P.batch_size)
+    out = {}
+    for norm in dict.fromkeys(n for n, _ in checkpoints.values()):
+        names = [k for k, (n, _) in checkpoints.items() if n == norm]
+        params = jax.tree_util.tree_map(
+            lambda *a: np.stack(a), *[checkpoints[k][1] for k in names]
+        )  # leaves (C checkpoints, S seeds, ...)
+        wall, cpu = time.perf_counter(), time.process_time()
+        pm = diagnostics.plasticity_measure(
+            make_network(model_config(norm)),
+            cfg,
+            params,
+            seed_list,
+            steps=P.measure_steps,
+            x=x,
+            num_classes=ds.num_classes,
+        )
+        timing[f"{norm} (measure)"] = (time.process_time() - cpu, time.perf_counter() - wall)
+        print(f"plasticity measure, norm {norm}: {len(names)} checkpoints x {len(seed_list)} seeds")
+        for i, k in enumerate(names):
+            out[k] = {
+                "gap": 100.0 * pm.accuracy_gap[i],
+                "ratio": pm.loss_ratio[i],
+                "final": 100.0 * pm.checkpoint_accuracy[i],
+                "fresh": 100.0 * pm.fresh_accuracy,
+            }
+    return out
+
+
+checkpoints = {(arm, m): (ARMS[arm].norm, results[arm][m]["params"]) for arm in ARMS for m in MAIN}
+checkpoints.update({(arm, "N"): (ARMS[arm].norm, run["params"]) for arm, run in results_n.items()})
+measured = measure_all(checkpoints)
+plasticity = {arm: {m: measured[(arm, m)] for m in MAIN} for arm in ARMS}
+plasticity_n = {arm: measured[(arm, "N")] for arm in results_n}
 total_cpu = sum(c for c, _ in timing.values())
 total_wall = sum(w for _, w in timing.values())
-print(f"training total: CPU {total_cpu:.0f} s, wall {total_wall:.0f} s")
+print(f"training and measures total: CPU {total_cpu:.0f} s, wall {total_wall:.0f} s")
 
 # %% [markdown]
 # ## Figure 4: end-of-task accuracy under each intervention
@@ -582,13 +842,14 @@ plotting.savefig(fig, "ch06_fig4_interventions", P.profile)
 plt.show()
 # %% [markdown]
 # Rows are the task families, columns the three groups of interventions of Fig. 4; every
-# panel has its own y-axis (at least 98–100 %), and LN+L2 (red) is the reference in each.
-# Look at the top row: on random labels the unregularised baseline (black) fits each new
-# labelling a little less well from task to task, while LN+L2 and the other normalised
-# arms stay at 100 %; the feature-norm penalty (pink, left column) falls far below the
-# baseline with the coefficient used here. In the right-hand column every arm has layer
-# normalisation and no L2. On permuted classes and permuted pixels nearly every arm
-# stays at 100 %: with the true labels there is little plasticity to lose at this scale.
+# panel has its own y-axis (ending just above full accuracy), and LN+L2 (red) is the
+# reference in each. Read each line from left to right: a network that loses plasticity
+# fits each new task less well than the previous ones within the same step budget. The
+# random-label row is the one where the first task itself takes the whole budget (the
+# calibration above); with the true labels (permuted classes and pixels) a task is far
+# easier for the same network, and arms near full accuracy there cannot show a decline
+# (the claims' ceiling guards mark those parts uninformative). In the right-hand column
+# every arm has layer normalisation and no L2.
 
 # %% [markdown]
 # ## What the accuracy ceiling hides: end-of-task loss
@@ -615,14 +876,11 @@ plt.show()
 
 # %% [markdown]
 # The cross-entropy over each task's whole training set after its last step, on a log
-# scale (each panel has its own scale). Where every arm fits its tasks to 100 %
-# accuracy, the loss still shows how far each network gets within the step budget: a
-# network that learns more slowly on later tasks ends them at a higher loss. Read the
-# trend of each line from left to right. On random labels the baseline's loss climbs
-# steeply, the normalised arms start lower and climb more slowly, the weight-norm
-# constraint stays high but flat, and InFeR is the one arm whose loss falls after its
-# first task. The claims below use accuracy, as fixed in advance; this figure is
-# descriptive.
+# scale (each panel has its own scale). Where arms fit their tasks (nearly) completely,
+# the loss still shows how far each network gets within the step budget: a network that
+# learns more slowly on later tasks ends them at a higher loss. Read the trend of each
+# line from left to right. The claims below use accuracy, as fixed in advance; this
+# figure is descriptive.
 
 # %% [markdown]
 # ## Parameter norm over tasks
@@ -633,12 +891,12 @@ plotting.savefig(fig, "ch06_param_norm", P.profile)
 plt.show()
 
 # %% [markdown]
-# The norm of all parameters at the end of each task (log scale). Every arm without L2
-# keeps growing its norm from task to task; L2 and LN+L2 slow the growth (over ten short
-# tasks it has not levelled off yet), and the weight-norm constraint keeps the weight
-# matrices at their initial norms by construction, so only its biases move. Normalised
-# networks are free to let their weights grow because their output does not depend on
-# the scale of the incoming weights (App. F).
+# The norm of all parameters at the end of each task (log scale). Arms without L2 are
+# free to grow their norm from task to task; L2 and LN+L2 pull it back, and the
+# weight-norm constraint keeps the weight matrices at their initial norms by
+# construction, so only its biases move. Normalised networks can let their weights grow
+# without changing their output, because a normalised layer does not depend on the
+# scale of its incoming weights (App. F).
 
 # %% [markdown]
 # ## Figure 7: learning curves early and late
@@ -759,151 +1017,336 @@ plt.show()
 # Left: the L2 coefficient of LN+L2 on random labels, end-of-task accuracy (top) and
 # loss (bottom); "LN, no L2" is the LN arm of Fig. 4. E.5 found that a smaller penalty
 # than the default closes most of the gap in peak accuracy while keeping plasticity,
-# and that an overly large one slows training. Here every setting fits 100 %; in the
-# loss, the strongest penalty keeps the end-of-task loss nearly flat from task to task
-# (from a higher start), while the weaker ones let it climb almost as fast as no L2
-# over these ten short tasks. Right (with `norm_ablation`): which component of the
-# normalisation layer matters. Mean subtraction alone along the batch axis
-# (`batch_center`) ends the tasks at the highest loss and division by the feature-axis
-# standard deviation alone (`feature_scale`) at the lowest — in line with D.2, which
-# attributes most of the benefit of normalisation to the rescaling.
+# and that an overly large one slows training: look for the trade-off between a lower
+# start and a flatter trend. Right (with `norm_ablation`): which component of the
+# normalisation layer matters: mean subtraction alone along the batch axis
+# (`batch_center`), division by the feature-axis standard deviation alone
+# (`feature_scale`), their combination, and the standard layers. D.2 attributes most of
+# the benefit of normalisation to the rescaling. The numbers are in "What we found".
+
+# %% [markdown]
+# ## The plasticity measure (§2.2) per arm and family
+
+# %%
+rows = [
+    {"intervention": arm, "family": label, "seed": int(seed), "gap": g, "ratio": r}
+    for arm in ARMS
+    for family, label in FAMILIES.items()
+    for seed, g, r in zip(
+        seed_list,
+        plasticity[arm][Member(family)]["gap"],
+        plasticity[arm][Member(family)]["ratio"],
+    )
+]
+pm_frame = pd.DataFrame(rows)
+fig, axes = plt.subplots(2, len(FAMILIES), figsize=(15, 8.5), sharex=True, sharey="row")
+for j, label in enumerate(FAMILIES.values()):
+    sub = pm_frame[pm_frame["family"] == label]
+    for i, (col, ylabel) in enumerate(
+        [
+            ("gap", "accuracy gap, fresh − final (points)"),
+            ("ratio", "loss ratio, final / fresh (log scale)"),
+        ]
+    ):
+        ax = axes[i, j]
+        sns.stripplot(
+            data=sub,
+            x="intervention",
+            y=col,
+            hue="intervention",
+            palette=COLORS,
+            ax=ax,
+            size=4,
+            alpha=0.6,
+            legend=False,
+        )
+        sns.pointplot(
+            data=sub,
+            x="intervention",
+            y=col,
+            color="black",
+            errorbar=None,
+            markers="D",
+            linestyles="none",
+            ax=ax,
+        )
+        plotting.reference_line(ax, 0.0 if col == "gap" else 1.0)
+        ax.set(title=label if i == 0 else "", xlabel="", ylabel=ylabel if j == 0 else "")
+        if col == "ratio":
+            ax.set_yscale("log")
+        plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
+fig.suptitle(
+    f"Plasticity measure after {P.num_tasks} tasks: a fresh random labelling, "
+    f"{P.measure_steps} steps from the final parameters vs from fresh initialisations",
+    y=1.0,
+)
+fig.tight_layout()
+plotting.savefig(fig, "ch06_plasticity_measure", P.profile)
+plt.show()
+
+# %% [markdown]
+# Each dot is one seed, the diamond the mean over seeds. Top: the accuracy a fresh
+# network reaches on the fresh labelling minus what the trained network reaches (above
+# the dotted line: the trained network has lost plasticity in the paper's §2.2 sense).
+# Bottom: the ratio of their final training losses (above 1: the same). The measure is
+# the same for every family (a random labelling of the base images), so it asks whether
+# the parameters left by each sequence are a worse starting point than a fresh
+# initialisation, independently of how hard that sequence's own tasks were.
+
+# %% [markdown]
+# ## Independence of mechanisms: the 2 × 2 design on streams N and P
+
+# %%
+if P.independence:
+    IND_COLORS = {arm: COLORS[arm] for arm in IND_ARMS}
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    panels = [
+        (
+            "N",
+            results_n,
+            [
+                ("accuracy", "end-of-task accuracy (%)"),
+                ("param_norm", r"parameter norm $\|\theta\|_2$ (log scale)"),
+                ("shift", "preactivation mean shift"),
+            ],
+        ),
+        (
+            "P",
+            {arm: results[arm][RL] for arm in IND_ARMS},
+            [
+                ("accuracy", "end-of-task accuracy (%)"),
+                ("dead", "dead units (%)"),
+                ("shift", "preactivation mean shift"),
+            ],
+        ),
+    ]
+    for i, (stream_name, runs, keys_) in enumerate(panels):
+        n_tasks = SETTINGS[stream_name].num_tasks
+        for j, (key, ylabel) in enumerate(keys_):
+            ax = axes[i, j]
+            scale = 100.0 if key in ("accuracy", "dead") else 1.0
+            curves = {arm: scale * run[key] for arm, run in runs.items()}
+            plotting.seed_band_lines(
+                ax,
+                curves,
+                np.arange(1, n_tasks + 1),
+                x_name="task",
+                y_name=key,
+                hue="intervention",
+                palette=IND_COLORS,
+                markersize=3,
+                legend=(i == 0 and j == 2),
+            )
+            ax.set(xlabel="task", ylabel=ylabel, title=f"stream {stream_name}")
+            if key == "param_norm":
+                plotting.plain_log_y(ax)
+    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
+    integer_ticks(axes)
+    fig.tight_layout()
+    plotting.savefig(fig, "ch06_independence", P.profile)
+    plt.show()
+
+# %% [markdown]
+# Top row, stream N (many short random-label tasks): end-of-task accuracy, the parameter
+# norm and the preactivation mean shift (per unit, standardised by the unit's spread at
+# initialisation) at the end of each task. Bottom row, stream P (the main random-label
+# stream): end-of-task accuracy, the fraction of dead ReLU units and the preactivation
+# mean shift. The design asks whether LN-only (green) falls on N while LN+L2 (red)
+# holds, and whether L2-only (orange) falls on P while LN+L2 holds. The readouts show
+# the mechanism the stream was built for: norm growth of the LN networks on N, dead and
+# drifting units of the unnormalised networks on P.
 
 # %% [markdown]
 # ## Claim checks
 #
 # All statistics use the end-of-task accuracy in percentage points, per seed, with 95 %
-# intervals over the seeds; the rules below were fixed in the chapter's issue before
-# any run.
+# intervals over the seeds (Student t); the rules were fixed in the chapter's issues
+# before any run. "Last-3 minus first-3" is, per seed, the mean end-of-task accuracy over
+# the last three tasks minus that over the first three. Every accuracy part carries a
+# ceiling guard: when every seed of every compared arm is within half a point of full
+# accuracy on the tasks that enter the statistic, the part is *uninformative* (it could
+# not have failed).
 #
-# * `ch6.baseline_loses`: on random labels, the baseline's mean over the last three
-#   tasks minus its mean over the first three; t-interval of the per-seed differences
-#   entirely below 0.
-# * `ch6.ln_l2_keeps`: the same difference for LN+L2, on each task family (one
-#   condition per family); the interval's lower end must be at least −2 points.
-# * `ch6.ln_l2_best`: for each family and each single intervention (L2, LN, BN,
-#   weight-norm constraint, feature-norm penalty, ReDo), the t-interval of the
-#   intervention's last-three-task accuracy must not lie entirely above LN+L2's. Each
-#   condition's statistic is the lower end of the intervention's interval minus the
-#   upper end of LN+L2's: the condition fails exactly when it is positive.
-# * `ch6.modes_hold`: for each mode and family, the least-squares slope of LN+L2's
-#   end-of-task accuracy against the task index, per seed; its t-interval must include
-#   or exceed 0, so each condition's statistic is the upper end of that interval
-#   (the whole interval is in the note).
+# * `ch6.baseline_loses`: the baseline's last-3 minus first-3 on random labels; interval
+#   entirely below 0. The same statistic on the other two families (not part of this
+#   claim) decides whether a "keeps" part on that family is informative.
+# * `ch6.ln_l2_keeps`: LN+L2's last-3 minus first-3 on each family; lower end at least
+#   −2 points. A family's part is uninformative where the baseline's loss on that family
+#   is not reproduced, or where the first task was not learned well above chance.
+# * `ch6.ln_l2_best`: for each family and **every** other arm (including the baseline,
+#   LN+InFeR and LN+grad-norm penalty), the per-seed difference of last-3 accuracies,
+#   arm minus LN+L2; not reproduced when its interval lies entirely above +1 point,
+#   reproduced when its upper end is at most +1 point.
+# * `ch6.modes_hold`: for each §4.2 mode and family, LN+L2's last-3 minus first-3 has its
+#   interval above −2 points (the baseline guard uses the family's `continual 1.0`
+#   baseline: the baseline is not run in the other modes).
+# * `ch6.modes_improve`: that interval lies above 0 in at least half of the mode × family
+#   cells (the paper: "improving accuracy over time").
 # * `ch6.weightnorm_slows`: first-task end accuracy of the weight-norm constraint minus
-#   the baseline's, per seed, on random labels (where a task takes the whole step
-#   budget to fit); t-interval entirely below 0.
+#   the baseline's, on random labels; interval entirely below 0.
+# * `ch6.independent` (App. F): on stream N, LN-only's last-3 minus first-3 has its
+#   interval below 0 while LN+L2's is above −2 points; on stream P, the same for L2-only
+#   against LN+L2. The two LN+L2 parts are guarded by the baseline's loss on the same
+#   stream. The mechanism readouts are reported in the note, not as verdict parts.
 
 
 # %%
 def accuracy(arm: str, member: Member) -> np.ndarray:
-    """(seeds, tasks) end-of-task accuracy in percentage points."""
+    """(seeds, tasks) end-of-task accuracy in percentage points (NaN: diverged seed)."""
     return end_of_task(results[arm][member])
 
 
-def finite_rows(a: np.ndarray) -> np.ndarray:
-    """Drop the seeds of a diverged run (NaN accuracies); the table below reports them."""
-    return a[np.all(np.isfinite(a), axis=1)]
+CEILING, CEILING_TOL = 100.0, 0.5  # points: "at the ceiling" = every seed >= 99.5 %
+CHANCE = 1.0 / ds.num_classes
+
+
+def ends(a: np.ndarray) -> np.ndarray:
+    """(S, 6): the end-of-task accuracies that enter a last-3 / first-3 statistic."""
+    return np.concatenate([a[:, :3], a[:, -3:]], axis=1)
+
+
+def ceiling(**arms) -> claims.Bound:
+    """The ceiling guard of an accuracy part: `arms` {name: per-seed accuracies (points)}."""
+    return claims.Bound(CEILING, CEILING_TOL, arms)
+
+
+def change(a: np.ndarray) -> claims.Estimate:
+    """t-interval of the per-seed last-3 minus first-3 accuracy of (S, T) `a` (points)."""
+    first, last = stats.first_last_means(a)
+    return claims.t_interval(last - first, drop_nonfinite=True)
 
 
 book = claims.ClaimBook("ch06_swiss_cheese", P, dataset=ds.source)
+for arm in ARMS:
+    book.note_diverged(arm, sum(results[arm][m]["diverged"] for m in MAIN))
 
-first, last = stats.first_last_means(finite_rows(accuracy("baseline", RL)))
+baseline_part = {
+    family: claims.part(
+        f"baseline, {label}: last-3 minus first-3 end-of-task accuracy (points)",
+        change(accuracy("baseline", Member(family))),
+        0.0,
+        "<",
+        bound=ceiling(baseline=ends(accuracy("baseline", Member(family)))),
+    )
+    for family, label in FAMILIES.items()
+}
 book.check(
     "ch6.baseline_loses",
     kind="paper",
     statement="Without intervention, end-of-task accuracy on random-label tasks falls: "
     "the last three tasks are fitted worse than the first three.",
     figure="§4.1, Fig. 4",
-    statistic="baseline, random labels: last-3 minus first-3 end-of-task accuracy (points)",
-    estimate=claims.t_interval(last - first),
-    threshold=0.0,
-    direction="<",
+    parts=[baseline_part["random_labels"]],
+    note="; ".join(
+        f"{FAMILIES[f]}: {claims.format_estimate(p.estimate)} ({p.verdict})"
+        for f, p in baseline_part.items()
+    ),
 )
 
-parts = []
-for member, label in zip(MAIN, FAMILIES.values()):
-    first, last = stats.first_last_means(finite_rows(accuracy("LN+L2", member)))
-    parts.append(
-        claims.part(
-            f"LN+L2, {label}: last-3 minus first-3 accuracy (points)",
-            claims.t_interval(last - first),
-            -2.0,
-            ">=",
-        )
+
+def keeps_part(statistic, a, threshold, direction, baseline):
+    """A "keeps plasticity" part on (S, T) accuracies `a`: ceiling guard, the baseline's
+    loss on the same stream (`baseline`, a Part) and the chance-level first-task guard."""
+    return claims.part(
+        statistic,
+        change(a),
+        threshold,
+        direction,
+        bound=ceiling(**{"LN+L2": ends(a)}),
+        baseline_loses=baseline,
+        first_task=claims.FirstTask(a[:, 0] / 100.0, chance=CHANCE),
     )
+
+
 book.check(
     "ch6.ln_l2_keeps",
     kind="paper",
     statement="With layer normalisation and L2, end-of-task accuracy over the last three "
-    "tasks is at least the first three tasks' minus 2 points.",
+    "tasks is at least the first three tasks' minus 2 points, on each task family.",
     figure="§4.1–4.2, Fig. 4",
-    parts=parts,
+    parts=[
+        keeps_part(
+            f"LN+L2, {label}: last-3 minus first-3 accuracy (points)",
+            accuracy("LN+L2", Member(family)),
+            -2.0,
+            ">=",
+            baseline_part[family],
+        )
+        for family, label in FAMILIES.items()
+    ],
 )
 
-SINGLE = ("L2", "LN", "BN", "weight-norm constraint", "feature-norm penalty", "ReDo")
-single = [arm for arm in SINGLE if arm in ARMS]
-parts = []
-for member, label in zip(MAIN, FAMILIES.values()):
-    ref = claims.t_interval(stats.first_last_means(finite_rows(accuracy("LN+L2", member)))[1])
-    for arm in single:
-        est = claims.t_interval(stats.first_last_means(finite_rows(accuracy(arm, member)))[1])
-        gap = claims.Estimate(
-            stats.interval_gap(est, ref),
-            None,
-            None,
-            f"lower end of {arm}'s t-interval ({claims.format_estimate(est)}) "
-            f"minus upper end of LN+L2's ({claims.format_estimate(ref)})",
-            est.n,
+OTHERS = [arm for arm in ARMS if arm != "LN+L2"]
+parts, best_gaps = [], {}
+for family, label in FAMILIES.items():
+    ref = accuracy("LN+L2", Member(family))
+    for arm in OTHERS:
+        a = accuracy(arm, Member(family))
+        gap = claims.t_interval(
+            stats.first_last_means(a)[1] - stats.first_last_means(ref)[1], drop_nonfinite=True
         )
+        best_gaps[(arm, label)] = gap
         parts.append(
             claims.part(
-                f"{label}: {arm} last-3 interval low minus LN+L2 interval high (points)",
+                f"{label}: {arm} minus LN+L2, last-3 accuracy (points)",
                 gap,
-                0.0,
+                1.0,
                 "<=",
+                bound=ceiling(**{arm: a[:, -3:], "LN+L2": ref[:, -3:]}),
             )
         )
 book.check(
     "ch6.ln_l2_best",
     kind="paper",
-    statement="On each task family, no single intervention (L2, LN, BN, weight-norm "
-    "constraint, feature-norm penalty, ReDo) reaches a last-three-task accuracy whose "
-    "interval lies entirely above LN+L2's.",
+    statement="On each task family, no other intervention (single ones, and LN with InFeR or "
+    "a gradient-norm penalty) fits the last three tasks more than 1 point better than LN+L2.",
     figure="§4.1, Fig. 4",
     parts=parts,
 )
 
-parts, notes, mode_slopes = [], [], []
+parts, mode_changes = [], {}
 for mode in MODES:
     for family, label in FAMILIES.items():
-        slope = claims.t_interval(
-            stats.trend_slopes(finite_rows(accuracy("LN+L2", Member(family, mode))))
-        )
-        mode_slopes.append(slope)
-        high = slope.value if slope.high is None else slope.high
+        a = accuracy("LN+L2", Member(family, mode))
+        mode_changes[(mode, label)] = (change(a), ends(a))
         parts.append(
-            claims.part(
-                f"{mode}, {label}: upper end of the slope's t-interval (points/task)",
-                claims.Estimate(
-                    high, None, None, f"slope {claims.format_estimate(slope)}", slope.n
-                ),
-                0.0,
-                ">=",
+            keeps_part(
+                f"{mode}, {label}: LN+L2 last-3 minus first-3 accuracy (points)",
+                a,
+                -2.0,
+                ">",
+                baseline_part[family],
             )
         )
-        notes.append(f"{mode}, {label}: slope {claims.format_estimate(slope)} points/task")
 book.check(
     "ch6.modes_hold",
     kind="paper",
-    statement="In every §4.2 mode (continual 0.5 and 1.0, composite, growing), LN+L2's "
-    "end-of-task accuracy does not trend down over tasks.",
+    statement="In every §4.2 mode (continual 0.5 and 1.0, composite, growing) and task "
+    "family, LN+L2's last-3 minus first-3 end-of-task accuracy is above −2 points.",
     figure="§4.2, Fig. 5 (left)",
     parts=parts,
-    note="; ".join(notes),
+)
+
+improving = [cell for cell, (e, _) in mode_changes.items() if e.low is not None and e.low > 0]
+book.check(
+    "ch6.modes_improve",
+    kind="paper",
+    statement="LN+L2's end-of-task accuracy improves over time: its last-3 minus first-3 "
+    "interval lies above 0 in at least half of the §4.2 mode × family cells.",
+    figure="§4.2, Fig. 5 (left)",
+    statistic=f"cells (of {len(mode_changes)}) whose last-3 minus first-3 interval is above 0",
+    estimate=claims.exact(len(improving)),
+    threshold=float(math.ceil(len(mode_changes) / 2)),
+    direction=">=",
+    bound=claims.Bound(
+        CEILING,
+        CEILING_TOL,
+        {f"{mode}, {label}": e[:, :3] for (mode, label), (_, e) in mode_changes.items()},
+    ),
+    note="improving: " + (", ".join(f"{m} / {f}" for m, f in improving) or "none"),
 )
 
 weight_norm, base = accuracy("weight-norm constraint", RL), accuracy("baseline", RL)
-keep = np.isfinite(weight_norm[:, 0]) & np.isfinite(base[:, 0])
 book.check(
     "ch6.weightnorm_slows",
     kind="paper",
@@ -912,10 +1355,82 @@ book.check(
     figure="§4.1, Fig. 4 (left)",
     statistic="random labels: weight-norm constraint minus baseline, first-task end "
     "accuracy (points)",
-    estimate=claims.t_interval(weight_norm[keep, 0] - base[keep, 0]),
+    estimate=claims.t_interval(weight_norm[:, 0] - base[:, 0], drop_nonfinite=True),
     threshold=0.0,
     direction="<",
+    bound=ceiling(**{"weight-norm constraint": weight_norm[:, 0], "baseline": base[:, 0]}),
 )
+
+
+def growth(a: np.ndarray) -> claims.Estimate:
+    """t-interval of the per-seed ratio last / first task-end value of (S, T) `a`."""
+    return claims.t_interval(a[:, -1] / a[:, 0], drop_nonfinite=True)
+
+
+readout_txt = ""
+if P.independence:
+    ind_streams = {
+        "N": {name: end_of_task(run) for name, run in results_n.items()},
+        "P": {name: accuracy(name, RL) for name in IND_ARMS},
+    }
+    none_n = claims.part(
+        "stream N: baseline last-3 minus first-3 accuracy (points)",
+        change(ind_streams["N"]["baseline"]),
+        0.0,
+        "<",
+        bound=ceiling(baseline=ends(ind_streams["N"]["baseline"])),
+    )
+    guards = {"N": none_n, "P": baseline_part["random_labels"]}
+    parts = []
+    for stream_name, single_arm in (("N", "LN"), ("P", "L2")):
+        a = ind_streams[stream_name][single_arm]
+        parts.append(
+            claims.part(
+                f"stream {stream_name}: {single_arm}-only last-3 minus first-3 accuracy (points)",
+                change(a),
+                0.0,
+                "<",
+                bound=ceiling(**{single_arm: ends(a)}),
+            )
+        )
+        parts.append(
+            keeps_part(
+                f"stream {stream_name}: LN+L2 last-3 minus first-3 accuracy (points)",
+                ind_streams[stream_name]["LN+L2"],
+                -2.0,
+                ">",
+                guards[stream_name],
+            )
+        )
+    ln_n, l2_p = results_n["LN"], results["L2"][RL]
+    readouts_ind = {
+        "LN on N: parameter norm, last / first task": growth(ln_n["param_norm"]),
+        "LN+L2 on N: parameter norm, last / first task": growth(results_n["LN+L2"]["param_norm"]),
+        "L2 on P: dead-unit fraction, first task (%)": claims.t_interval(
+            100 * l2_p["dead"][:, 0], drop_nonfinite=True
+        ),
+        "L2 on P: dead-unit fraction, last task (%)": claims.t_interval(
+            100 * l2_p["dead"][:, -1], drop_nonfinite=True
+        ),
+        "L2 on P: preactivation mean shift, first task": claims.t_interval(
+            l2_p["shift"][:, 0], drop_nonfinite=True
+        ),
+        "L2 on P: preactivation mean shift, last task": claims.t_interval(
+            l2_p["shift"][:, -1], drop_nonfinite=True
+        ),
+    }
+    readout_txt = "; ".join(f"{k}: {claims.format_estimate(e)}" for k, e in readouts_ind.items())
+    book.check(
+        "ch6.independent",
+        kind="paper",
+        statement="Mitigating one mechanism does not prevent plasticity loss through the other "
+        "(App. F): on a stream of many short tasks LN alone loses accuracy and LN+L2 does not; "
+        "on the random-label stream L2 alone loses accuracy and LN+L2 does not.",
+        figure="App. F, Fig. 8",
+        parts=parts,
+        note=f"baseline on N: {claims.format_estimate(none_n.estimate)} ({none_n.verdict}); "
+        f"readouts (not verdict parts): {readout_txt}",
+    )
 book.table()
 
 # %%
@@ -937,6 +1452,8 @@ for arm in ARMS:
                 "loss, first 3 tasks": np.nanmean(loss_first),
                 "loss, last 3 tasks": np.nanmean(loss_last),
                 "final parameter norm": np.nanmean(run["param_norm"][:, -1]),
+                "plasticity: accuracy gap (points)": np.nanmean(plasticity[arm][member]["gap"]),
+                "plasticity: loss ratio": np.nanmean(plasticity[arm][member]["ratio"]),
                 "diverged seeds": int(run["diverged"].sum()),
             }
         )
@@ -975,32 +1492,72 @@ def cell(arm, family, col):
     return s.loc[(arm, family), col]
 
 
+def record(claim_id):
+    return next(c for c in book.claims if c.id == claim_id)
+
+
 def est(claim_id, i=0):
-    record = next(c for c in book.claims if c.id == claim_id)
-    return claims.format_estimate(record.parts[i].estimate)
+    return claims.format_estimate(record(claim_id).parts[i].estimate)
+
+
+def part_verdicts(claim_id) -> str:
+    """ "3 reproduced, 2 uninformative, ..." over the parts of a claim."""
+    counts = pd.Series([p.verdict for p in record(claim_id).parts]).value_counts()
+    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
 
 
 def last3(run: dict, key: str = "accuracy") -> float:
     """Mean over seeds of the mean over the last three tasks."""
-    return float(stats.first_last_means(run[key])[1].mean())
+    return float(np.nanmean(stats.first_last_means(run[key])[1]))
 
 
 def loss_ratio(run: dict) -> float:
     """Mean end-of-task loss over the last three tasks / over the first three."""
     first, last = stats.first_last_means(run["loss"])
-    return float(np.mean(last) / np.mean(first))
+    return float(np.nanmean(last) / np.nanmean(first))
 
 
 ratio = s["loss ratio, last / first"]
-best_other = max(single, key=lambda a: cell(a, fam0, "last 3 tasks (%)"))
-worst_other = min(single, key=lambda a: cell(a, fam0, "last 3 tasks (%)"))
-n_fail = sum(
-    p.verdict != "reproduced" for c in book.claims if c.id == "ch6.ln_l2_best" for p in c.parts
+cal = calibration.set_index(["stream", "images"])
+seed_cols = [f"seed {s} (%)" for s in CALIBRATION_SEEDS]
+
+
+def cal_accs(stream_name: str, n: int) -> str:
+    """ "96.9 % and 96.4 %": the calibration accuracies of one candidate size."""
+    return " and ".join(f"{a:.1f} %" for a in cal.loc[(stream_name, n), seed_cols])
+
+
+def inside(stream_name: str, n: int) -> str:
+    return "inside" if cal.loc[(stream_name, n), "in window"] else "outside"
+
+
+cal_txt = (
+    f"{P.n_train} images reach {cal_accs('P', P.n_train)} on the first random labelling "
+    f"after {P.steps_per_task} steps ({inside('P', P.n_train)} the window "
+    f"{CALIBRATION_WINDOW[0]:.0f}–{CALIBRATION_WINDOW[1]:.0f} %); other candidates: "
+    + ", ".join(
+        f"{n} images {cal_accs('P', n)}"
+        for n in sorted({*P.calibration_sizes, P.n_train})
+        if n != P.n_train
+    )
 )
-mode_ratio_txt = ", ".join(
-    f"{mode}: "
-    + "/".join(f"{loss_ratio(results['LN+L2'][Member(family, mode)]):.2g}" for family in FAMILIES)
-    for mode in MODES
+if P.independence:
+    cal_txt += (
+        f"; stream N: {P.n_train_short} images after {P.steps_short} steps reach "
+        f"{cal_accs('N', P.n_train_short)} ({inside('N', P.n_train_short)} the window)"
+    )
+worst_gap = max(best_gaps.items(), key=lambda kv: kv[1].value)
+n_best = len(record("ch6.ln_l2_best").parts)
+mode_txt = "; ".join(
+    f"{mode} / {label}: {claims.format_estimate(e)}"
+    for (mode, label), (e, _) in mode_changes.items()
+)
+keeps_txt = ", ".join(
+    f"{label} {est('ch6.ln_l2_keeps', i)} ({record('ch6.ln_l2_keeps').parts[i].verdict})"
+    for i, label in enumerate(FAMILIES.values())
+)
+pm_txt = ", ".join(
+    f"{arm} {cell(arm, fam0, 'plasticity: accuracy gap (points)'):.1f}" for arm in ARMS
 )
 sweep_runs = {c: results["LN+L2"][Member("random_labels", l2=float(c))] for c in P.l2_sweep}
 sweep_txt = ", ".join(
@@ -1017,76 +1574,76 @@ if ablation:
         )
         + "."
     )
+ind_txt = ""
+if P.independence:
+    ind = record("ch6.independent")
+    ind_txt = (
+        f"* **Independence** (`ch6.independent`: **{v['ch6.independent']}**): on stream N "
+        f"({P.num_tasks_short} tasks of {P.steps_short} steps) LN-only's last-3 minus first-3 "
+        f"is {claims.format_estimate(ind.parts[0].estimate)} points ({ind.parts[0].verdict}) "
+        f"and LN+L2's {claims.format_estimate(ind.parts[1].estimate)} ({ind.parts[1].verdict}); "
+        f"on stream P L2-only's is {claims.format_estimate(ind.parts[2].estimate)} "
+        f"({ind.parts[2].verdict}) and LN+L2's "
+        f"{claims.format_estimate(ind.parts[3].estimate)} ({ind.parts[3].verdict}). "
+        f"Baseline on N: {claims.format_estimate(none_n.estimate)} ({none_n.verdict}). "
+        f"Readouts: {readout_txt}. Plasticity measure on N (accuracy gap, points): "
+        + ", ".join(f"{a} {np.nanmean(m['gap']):.1f}" for a, m in plasticity_n.items())
+        + "."
+    )
 pc, pp = FAMILIES["permuted_classes"], FAMILIES["permuted_pixels"]
-base_first3 = cell("baseline", fam0, "first 3 tasks (%)")
-base_last3 = cell("baseline", fam0, "last 3 tasks (%)")
-ln_l2_last3 = cell("LN+L2", fam0, "last 3 tasks (%)")
-highest = max(e.value if e.high is None else e.high for e in mode_slopes)
-lowest = min(e.value if e.low is None else e.low for e in mode_slopes)
 display(
     Markdown(f"""
 In this run ({P.profile} profile, {ds.source}, {P.n_train} images,
 {P.arch.upper()} {P.width} × {P.depth}, {P.seeds} seeds, {P.num_tasks} tasks of
-{P.steps_per_task} steps; the training took {total_cpu:.0f} s of CPU time,
-{total_wall:.0f} s of wall time):
+{P.steps_per_task} steps; training and plasticity measures took {total_cpu:.0f} s of CPU
+time, {total_wall:.0f} s of wall time):
 
-* **Baseline on random labels** (`ch6.baseline_loses`: **{v["ch6.baseline_loses"]}**):
-  end-of-task accuracy {base_first3:.2f} % over the first three tasks, {base_last3:.2f} %
-  over the last three (difference {est("ch6.baseline_loses")} points); its end-of-task
-  loss grew {ratio[("baseline", fam0)]:.2g}-fold and its parameter norm reached
-  {cell("baseline", fam0, "final parameter norm"):.0f}.
-* **LN+L2** (`ch6.ln_l2_keeps`: **{v["ch6.ln_l2_keeps"]}**): last-three minus first-three
-  accuracy {est("ch6.ln_l2_keeps", 0)}, {est("ch6.ln_l2_keeps", 1)} and
-  {est("ch6.ln_l2_keeps", 2)} points on random labels, permuted classes and permuted
-  pixels. Its end-of-task loss still grew {ratio[("LN+L2", fam0)]:.2g}-fold on random
-  labels (baseline {ratio[("baseline", fam0)]:.2g}-fold), {ratio[("LN+L2", pc)]:.2g}-fold
-  on permuted classes and {ratio[("LN+L2", pp)]:.2g}-fold on permuted pixels.
-* **No single intervention beats LN+L2** (`ch6.ln_l2_best`: **{v["ch6.ln_l2_best"]}**,
-  {n_fail} of {3 * len(single)} conditions failed): on random labels the best single
-  intervention over the last three tasks was {best_other}
-  ({cell(best_other, fam0, "last 3 tasks (%)"):.2f} % against LN+L2's {ln_l2_last3:.2f} %).
-  The lowest was {worst_other} ({cell(worst_other, fam0, "last 3 tasks (%)"):.1f} %;
-  baseline {base_last3:.2f} %).
-* **Modes** (`ch6.modes_hold`: **{v["ch6.modes_hold"]}**): the largest upper end of a
-  slope interval was {highest:.3g} points per task, the smallest lower end {lowest:.3g}.
-  LN+L2's end-of-task loss ratio (last three / first three tasks; random labels /
-  permuted classes / permuted pixels): {mode_ratio_txt}.
+* **Calibration** (first task only, fresh baseline, 2 seeds): {cal_txt}.
+* **Baseline** (`ch6.baseline_loses`: **{v["ch6.baseline_loses"]}**): on random labels
+  end-of-task accuracy {cell("baseline", fam0, "first 3 tasks (%)"):.2f} % over the first
+  three tasks, {cell("baseline", fam0, "last 3 tasks (%)"):.2f} % over the last three
+  (difference {est("ch6.baseline_loses")} points); its end-of-task loss changed
+  {ratio[("baseline", fam0)]:.2g}-fold. The same statistic on the other families (the
+  guards of the "keeps" parts): {record("ch6.baseline_loses").note}.
+* **LN+L2 keeps** (`ch6.ln_l2_keeps`: **{v["ch6.ln_l2_keeps"]}**): last-3 minus first-3
+  {keeps_txt} points.
+* **LN+L2 is best** (`ch6.ln_l2_best`: **{v["ch6.ln_l2_best"]}**; {n_best} parts:
+  {part_verdicts("ch6.ln_l2_best")}): the largest difference (arm minus LN+L2, last-3
+  accuracy) was {worst_gap[0][0]} on {worst_gap[0][1]}, {claims.format_estimate(worst_gap[1])}
+  points. On random labels LN+L2 ended at {cell("LN+L2", fam0, "last 3 tasks (%)"):.2f} %
+  over the last three tasks.
+* **Modes** (`ch6.modes_hold`: **{v["ch6.modes_hold"]}**, {part_verdicts("ch6.modes_hold")};
+  `ch6.modes_improve`: **{v["ch6.modes_improve"]}**, {len(improving)} of
+  {len(mode_changes)} cells improving): LN+L2's last-3 minus first-3 per mode and
+  family: {mode_txt}.
 * **Weight-norm constraint** (`ch6.weightnorm_slows`: **{v["ch6.weightnorm_slows"]}**):
   first-task accuracy on random labels
   {cell("weight-norm constraint", fam0, "first task (%)"):.2f} % against the baseline's
   {cell("baseline", fam0, "first task (%)"):.2f} % (difference
   {est("ch6.weightnorm_slows")} points).
-* **Loss-landscape arms** (with LN, no L2), random labels, last three tasks: LN
-  {cell("LN", fam0, "last 3 tasks (%)"):.2f} %, + gradient-norm penalty
-  {cell("LN+grad-norm penalty", fam0, "last 3 tasks (%)"):.2f} %, + InFeR
-  {cell("LN+InFeR", fam0, "last 3 tasks (%)"):.2f} % (loss ratios
-  {ratio[("LN", fam0)]:.2g}, {ratio[("LN+grad-norm penalty", fam0)]:.2g},
-  {ratio[("LN+InFeR", fam0)]:.2g}). Shampoo was not run (no optax implementation).
+* **Plasticity measure** (§2.2; fresh labelling, {P.measure_steps} steps; accuracy gap
+  fresh minus final in points, random-labels family): {pm_txt}.
+{ind_txt}
 * **E.5 sweep** (LN + L2 on random labels, last three tasks): {P.l2:g}:
-  {ln_l2_last3:.2f} % (loss ratio {ratio[("LN+L2", fam0)]:.2g}); {sweep_txt}.
+  {cell("LN+L2", fam0, "last 3 tasks (%)"):.2f} % (loss ratio
+  {ratio[("LN+L2", fam0)]:.2g}); {sweep_txt}.
 {ab_txt}
 """)
 )
 
 # %% [markdown]
-# **Reading these results.** At the default profile every claim is tested on tasks that
-# are small for the network: 512 images, which a 128 × 2 MLP fits in a few hundred Adam
-# steps. The two families with true MNIST labels are fitted to 100 % by every arm on
-# every task, and so is every mode of LN+L2; on those streams the accuracy claims hold
-# at the ceiling and test only that an intervention does no harm. The informative
-# comparisons are on random labels, where the baseline's decline is real but small
-# (about one point over ten tasks, growing with the task index), the weight-norm
-# constraint is measurably slower on the first task, and the feature-norm penalty with
-# our (untuned) coefficient loses far more accuracy than doing nothing. The end-of-task
-# *loss* shows what the accuracy ceiling hides: on random labels the baseline ends its
-# late tasks at a several-fold higher loss than its early ones, with shallower learning
-# curves (Fig. 7, App. D.1), while LN+L2's loss grows by a smaller factor but does grow —
-# at this scale LN+L2 slows plasticity loss rather than abolishing it, and the paper's
-# stronger statement for §4.2 (accuracy *improving* over 20 tasks, Fig. 5 left) is
-# neither confirmed nor contradicted by a test at 100 %. Two side results go beyond the
-# claims: InFeR, slow on the first task, is the only arm whose end-of-task loss falls
-# over later tasks, and a ten-times stronger L2 (E.5) holds LN's loss almost constant.
-# Harder tasks — the paper profile's CIFAR-10 with 75,000 steps per task, or more images
-# per task here — would move the arms off the ceiling and make `ch6.ln_l2_keeps`,
-# `ch6.ln_l2_best` and `ch6.modes_hold` bite. At the smoke profile the numbers above
-# only show that the code runs.
+# **Reading these results.** The verdicts above are decided on tasks calibrated so that
+# a fresh network needs its whole step budget for the first random labelling (without
+# this, at the previous default of 512 images, every arm was at full accuracy and the
+# accuracy claims could not fail). Parts marked *uninformative* are those where every
+# compared arm still sits at the ceiling (typically the two families with true labels,
+# which are much easier for the same network), or where the baseline did not lose
+# plasticity on that family in the same run, so a "keeps plasticity" statement had
+# nothing to prevent. The §2.2 measure asks the question in one common form for every
+# arm: a fresh random labelling learned from the final parameters against a fresh
+# initialisation. The independence test is a short-horizon version of App. F: the
+# paper's evidence for norm growth with normalisation comes from 20 tasks of 75,000
+# steps, and forty tasks of a hundred steps may be too short for LN alone to lose
+# plasticity through the growth of its parameter norm, whatever the mechanism readouts
+# show. At the paper profile (CIFAR-10, 75,000 steps per task) the same claims run
+# unchanged. At the smoke profile the numbers above only show that the code runs.

@@ -4,11 +4,12 @@ lambda_max-normalised step, each against an independent computation. Tiny networ
 synthetic inputs, no dataset needed."""
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plasticity_lib import diagnostics, entk_pathology, profiles
+from plasticity_lib import diagnostics, entk_pathology, profiles, stats
 from plasticity_lib.models import ModelConfig, make_network
 
 D, C = 12, 3
@@ -182,3 +183,92 @@ def test_profiles_resolve():
     assert d.seeds >= 3 and d.num_tasks + 1 + d.reg_checkpoints + 1 >= 12 and not d.allow_fallback
     with pytest.raises(profiles.ParameterError):
         profiles.resolve("ch04_entk_pathologies", "default", step_fraction=2.0)
+
+
+# --------------------------------------------------------------------------- cosine matrix
+
+
+def test_cosine_summaries_by_hand_and_against_numpy():
+    rng = np.random.default_rng(7)
+    n = 6
+    # one shared direction plus noise, and one input with a gradient 1000 times larger
+    g = rng.normal(size=(n, 30)) * 0.1 + rng.normal(size=(1, 30))
+    g[0] *= 1000.0
+    k = (g @ g.T).astype(np.float32)
+    s = entk_pathology.kernel_summaries(k[None])
+    # independent: cosine matrix by numpy, eigenvalues by numpy, erank by its definition
+    norms = np.linalg.norm(g, axis=1)
+    cos = (g @ g.T) / np.outer(norms, norms)
+    w = np.clip(np.linalg.eigvalsh(cos), 0, None)
+    p = w / w.sum()
+    erank = np.exp(-np.sum(p[p > 0] * np.log(p[p > 0])))
+    assert s["cos_effective_rank"][0] == pytest.approx(erank, rel=1e-3)
+    assert s["cos_pathology_score"][0] == pytest.approx(1 - erank / n, rel=1e-3)
+    ref = float(diagnostics.diag_rank1_error(jnp.asarray(cos, jnp.float32)))
+    assert s["cos_diag_rank1_error"][0] == pytest.approx(ref, rel=1e-3, abs=1e-5)
+    # the raw kernel is dominated by input 0 (near rank one) while the cosines are not
+    assert s["effective_rank"][0] < 1.01 < s["cos_effective_rank"][0]
+
+
+def test_cosine_diag_rank1_error_of_exact_structures():
+    n = 8
+    u = np.linspace(0.5, 1.0, n)
+    # diagonal + rank one with unequal scales: the cosine matrix is exactly diag + rank one
+    k = np.diag(np.linspace(1, 3, n)) + np.outer(u, u)
+    s = entk_pathology.kernel_summaries(k[None].astype(np.float32))
+    assert s["cos_diag_rank1_error"][0] == pytest.approx(0.0, abs=1e-3)
+    # a block-diagonal kernel (two independent groups) is not
+    b = np.kron(np.eye(2), np.ones((n // 2, n // 2))) + 0.1 * np.eye(n)
+    s = entk_pathology.kernel_summaries(b[None].astype(np.float32))
+    assert s["cos_diag_rank1_error"][0] > 0.3
+
+
+# --------------------------------------------------------------------------- no-bias kernel
+
+
+def test_entk_without_bias_matches_a_flattened_jacobian(net):
+    x = jnp.asarray(_x(5))
+    params = net.init(jax.random.PRNGKey(3), x[:2])
+    # independent: the full (n C, P) Jacobian by jacrev, bias columns removed by name
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    jac = jax.jacrev(lambda v: net.apply(unravel(v), x).reshape(-1))(flat)  # (n*C, P)
+    mask = jax.flatten_util.ravel_pytree(
+        jax.tree_util.tree_map_with_path(
+            lambda path, a: jnp.full(a.shape, path[-1].key != "bias", jnp.float32), params
+        )
+    )[0]
+    jw = np.asarray(jac * mask).reshape(x.shape[0], C, -1)
+    ref = np.einsum("icp,jcp->ij", jw, jw)  # trace over outputs
+    got = np.asarray(entk_pathology.entk_without_bias(net.apply, params, x, output="trace"))
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    # the biases' share: full kernel minus the weights' kernel is the bias kernel, whose
+    # head part alone is C on every entry (d f_c / d b_c = 1)
+    full = np.asarray(diagnostics.entk(net.apply, params, x, output="trace"))
+    jb = np.asarray(jac * (1 - mask)).reshape(x.shape[0], C, -1)
+    np.testing.assert_allclose(full - got, np.einsum("icp,jcp->ij", jb, jb), rtol=1e-3, atol=1e-4)
+    assert np.all(full - got >= C - 1e-4)
+
+
+# --------------------------------------------------------------------------- SGD rate rule
+
+
+def test_sgd_rate_by_rule():
+    grid = [0.01, 0.1, 1.0]
+    # lowest mean loss wins
+    assert entk_pathology.sgd_rate_by_rule(grid, [[0.3, 0.2], [0.01, 0.02], [0.1, 0.1]]) == 0.1
+    # a rate at which any fresh network diverged is never chosen
+    assert entk_pathology.sgd_rate_by_rule(grid, [[0.3, 0.2], [0.1, 0.1], [1e-4, np.nan]]) == 0.1
+    # ties go to the smaller rate
+    assert entk_pathology.sgd_rate_by_rule(grid, [[0.5, 0.5], [0.1, 0.1], [0.1, 0.1]]) == 0.1
+    with pytest.raises(ValueError, match="diverged at every"):
+        entk_pathology.sgd_rate_by_rule(grid, [[np.inf, 1], [np.nan, 1], [np.inf, 1]])
+    with pytest.raises(ValueError, match="must be"):
+        entk_pathology.sgd_rate_by_rule(grid, [[0.1, 0.1]])
+
+
+def test_worst_if_nonfinite_ranks_divergence_last():
+    out = entk_pathology.worst_if_nonfinite([0.2, np.nan, 0.1, np.inf])
+    assert out[0] == 0.2 and out[2] == 0.1
+    assert out[1] == out[3] == np.finfo(np.float64).max
+    rho = stats.spearman_per_seed(np.array([[1.0, 2.0, 3.0]]), np.array([[0.1, 0.2, out[1]]]))
+    assert rho[0] == pytest.approx(1.0)

@@ -120,10 +120,6 @@ def _offences() -> list[str]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="chapters still quote typed numbers in prose (issue 14); see the failure message",
-)
 def test_no_typed_numbers_in_chapter_prose():
     offences = _offences()
     assert not offences, "typed numbers in markdown cells:\n" + "\n".join(offences)

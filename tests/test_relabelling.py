@@ -168,3 +168,38 @@ def test_program_matches_train_stream_for_every_fraction():
                 rtol=1e-5,
                 atol=1e-6,
             )
+
+
+def test_steps_to_accuracy_matches_a_chunked_loop():
+    """The probe that fixes chapter 2's K, against a host loop over chunks of ``every``
+    steps evaluated with ``train.evaluate`` (the same labels and initialisations)."""
+    from plasticity_lib import relabelling as rl
+    from plasticity_lib import tasks as tasks_mod
+    from plasticity_lib import train as train_mod
+    from plasticity_lib.models import ModelConfig, make_network
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(32, 6)), jnp.float32)
+    net = make_network(ModelConfig(arch="mlp", depth=1, width=16, num_outputs=4))
+    cfg = train_mod.TrainConfig(learning_rate=1e-2, batch_size=8)
+    seeds, every, max_steps, target = [3, 4], 20, 400, 0.75
+    got = rl.steps_to_accuracy(
+        net, cfg, x, 4, seeds, target=target, every=every, max_steps=max_steps
+    )
+    stream = tasks_mod.random_labels(x, 4)
+    ys = jnp.stack([stream.init(jax.random.fold_in(jax.random.PRNGKey(s), 7919)).y for s in seeds])
+    task = tasks_mod.Task(x, ys, jnp.ones((32,), jnp.float32))
+    state = train_mod.init_state(net, cfg, seeds, x[:2])
+    want = [-1, -1]
+    for k in range(max_steps // every):
+        state, _ = train_mod.train_steps(net, cfg, state, task, every, task_batched=(None, 0, None))
+        acc = np.asarray(
+            train_mod.evaluate(net, state.params, x, ys, task_batched=(None, 0, None))["accuracy"]
+        )
+        for j in range(2):
+            if want[j] < 0 and acc[j] >= target:
+                want[j] = (k + 1) * every
+    np.testing.assert_array_equal(got, want)
+    assert (got > 0).all()
+    # an unreachable target gives -1
+    never = rl.steps_to_accuracy(net, cfg, x, 4, seeds, target=1.01, every=every, max_steps=40)
+    np.testing.assert_array_equal(never, [-1, -1])

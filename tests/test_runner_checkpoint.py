@@ -56,7 +56,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     path = tmp_path / "ckpt" / "run.pkl"
     with pytest.raises(_Interrupt):
         runner.run_chunks(_failing_at(4), _carry(), 6, desc="a", progress=False, checkpoint=path)
-    assert path.exists()
+    [saved] = path.parent.glob("run-*.pkl")  # the name carries the initial carry's fingerprint
     assert not list(path.parent.glob(".*tmp*"))  # no temporary file left behind
     calls = []
 
@@ -77,17 +77,33 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     _assert_same(out2, ref_out)
 
 
-def test_checkpoint_of_another_run_is_refused(tmp_path):
+def test_other_runs_never_resume_this_one(tmp_path):
+    path = tmp_path / "run.pkl"
+    ref2 = runner.run_chunks(_chunk, _carry(), 2, desc="a", progress=False, checkpoint=path)
+    # other number of chunks, other initial carry: other files, computed afresh
+    ref3 = runner.run_chunks(_chunk, _carry(), 3, desc="b", progress=False, checkpoint=path)
+    other = (jax.random.PRNGKey(0), (jnp.zeros(3), {"count": 0, "sq": jnp.float32(0.0)}))
+    runner.run_chunks(_chunk, other, 2, desc="c", progress=False, checkpoint=path)
+    assert len(list(tmp_path.glob("run-*.pkl"))) == 3
+    _assert_same(ref3[1]["w"][:, :6], ref2[1]["w"])  # same start: the first two chunks agree
+    # a file under this run's name that is not its checkpoint is refused, not resumed
+    for f in tmp_path.glob("run-*.pkl"):
+        f.write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception):
+        runner.run_chunks(_chunk, _carry(), 2, desc="d", progress=False, checkpoint=path)
+
+
+def test_mismatched_checkpoint_content_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "run.pkl"
     runner.run_chunks(_chunk, _carry(), 2, desc="a", progress=False, checkpoint=path)
+    [saved] = tmp_path.glob("run-*.pkl")
+    # pretend another run's file has this run's name (e.g. copied by hand)
+    monkeypatch.setattr(runner, "_with_fingerprint", lambda p, c, n: saved)
     with pytest.raises(runner.CheckpointMismatch, match="2 chunks"):
         runner.run_chunks(_chunk, _carry(), 3, desc="b", progress=False, checkpoint=path)
     other = (jax.random.PRNGKey(0), (jnp.zeros(5), {"count": 0, "sq": jnp.float32(0.0)}))
     with pytest.raises(runner.CheckpointMismatch, match="does not match"):
         runner.run_chunks(_chunk, other, 2, desc="c", progress=False, checkpoint=path)
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception):
-        runner.run_chunks(_chunk, _carry(), 2, desc="d", progress=False, checkpoint=path)
 
 
 def test_checkpoint_path_only_at_the_paper_profile(tmp_path, monkeypatch):
@@ -104,8 +120,9 @@ def test_checkpoint_path_only_at_the_paper_profile(tmp_path, monkeypatch):
     monkeypatch.setenv(profiles.CHECKPOINT_ENV, str(tmp_path))
     p3 = profiles.checkpoint_path(default, "pretrain")
     assert p3.parent == tmp_path / "ch00_overview"
+    assert profiles.checkpoint_path(default, "train a/b: 3 x 5").name.startswith("train-a-b-3-x-5-")
     with pytest.raises(ValueError, match="name="):
-        profiles.checkpoint_path(default, "a/b")
+        profiles.checkpoint_path(default, " / ")
 
 
 def test_paper_profile_refuses_a_cpu_backend_unless_allowed(monkeypatch):

@@ -186,3 +186,29 @@ def test_protocol_runs_in_the_engine():
     np.testing.assert_array_equal(m[0][:, pre_mask], m[1][:, pre_mask])
     assert not np.allclose(m[0][:, ~pre_mask], m[1][:, ~pre_mask])
     assert not np.allclose(m[0, 0], m[0, 1])  # seeds differ
+
+
+def test_peak_centred_mean_and_last_logs_by_hand():
+    """The equal windows of the dead-unit recovery test, against hand-picked indices."""
+    steps = TINY_STEPS  # logs: 5 of task A (indices 0-4), task B from index 5 on
+    w = len(steps)
+    erase = TINY.windows(steps)["erase"]  # steps 1..5 = indices 5..9
+    a = np.zeros((3, w))
+    a[0, 7] = 10.0  # peak at index 7 (step 3): window of 4 from index 5 (shifted into B)
+    a[1, 9] = 8.0  # peak at the last erasing log, index 9: window indices 7..10
+    a[1, 10] = 4.0
+    a[2, 2] = 99.0  # a pre-switch maximum is ignored (outside task B)
+    a[2, 6] = 2.0  # peak at index 6: window shifted to start at 5
+    a[:, -4:] = [[1, 2, 3, 4]] * 3
+    got = switch.peak_centred_mean(a, steps, erase, width=4)
+    np.testing.assert_allclose(got, [a[0, 5:9].mean(), a[1, 7:11].mean(), a[2, 5:9].mean()])
+    np.testing.assert_allclose(switch.last_logs_mean(a, width=4), [2.5, 2.5, 2.5])
+    # near the end the window is shifted left, never shrunk
+    end_peak = np.zeros((1, w))
+    end_peak[0, -1] = 6.0
+    everywhere = steps >= 1
+    assert switch.peak_centred_mean(end_peak, steps, everywhere, width=4)[0] == 6.0 / 4
+    with pytest.raises(ValueError):
+        switch.peak_centred_mean(a, steps, erase, width=w)
+    with pytest.raises(ValueError):
+        switch.last_logs_mean(a, width=0)

@@ -91,3 +91,20 @@ def test_offset_targets_jit_traces_keys_not_values():
     a = targets.offset_targets(x, keys.for_seeds([0], 101), [(1.0, 0.0)])
     b = targets.offset_targets(x, keys.for_seeds([1], 101), [(1.0, 0.0)])
     assert a.shape == b.shape == (1, 8, 1) and not np.allclose(a, b)
+
+
+def test_constant_predictor_loss_is_the_mse_of_the_best_constant():
+    """The floor of issue 15: the MSE of predicting the target mean, checked against a
+    brute-force minimisation over constants, shift-invariant (same floor for offset b and
+    offset 0), and about 1/2 for the sin(M f) targets (variance of a uniform phase)."""
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(3, 50)) * np.array([[1.0], [2.0], [0.1]])
+    floor = targets.constant_predictor_loss(y)
+    grid = np.linspace(-3, 3, 20001)
+    brute = [min(np.mean((row[None] - grid[:, None]) ** 2, axis=1)) for row in y]
+    np.testing.assert_allclose(floor, brute, rtol=1e-5)
+    np.testing.assert_allclose(targets.constant_predictor_loss(y[..., None] + 32.0), floor)
+    y_ft = np.asarray(targets.offset_targets(_x(), keys.for_seeds([0, 1], 202), [(8.0, 0.0)]))
+    assert np.all(np.abs(targets.constant_predictor_loss(y_ft) - 0.5) < 0.15)
+    with pytest.raises(ValueError, match="targets"):
+        targets.constant_predictor_loss(np.zeros((2, 3, 2)))

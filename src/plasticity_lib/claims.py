@@ -1084,3 +1084,42 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     with localcontext() as ctx:
         ctx.prec = 50
         return float(Decimal(sab) / Decimal(prod).sqrt())
+
+
+REASON_CANNOT_FAIL = "the protocol could not have failed the test"
+
+
+def could_fail(statistic: str, value: float, required: float, why: str = "") -> Part:
+    """A part that states whether the protocol let the claim fail (issue 15).
+
+    Some tests pass whatever the data unless the protocol gives the alternative a chance:
+    e.g. "the offset is not in the final-layer bias" cannot fail when Adam, whose steps
+    are bounded by about one learning rate, could not have moved the bias to ``b`` in
+    the steps given (``value = lr * steps``, ``required = b``). The part compares the
+    protocol's capacity ``value`` with the ``required`` one, exactly (no interval):
+
+    * ``value >= required``: ``reproduced`` (the test could have failed);
+    * otherwise ``uninformative`` with the reason :data:`REASON_CANNOT_FAIL` (and ``why``),
+      never ``not reproduced``: the protocol, not the paper's finding, fell short. Its
+      ``interval_verdict`` records ``not reproduced``.
+
+    In a claim made of parts this makes the claim uninformative unless another part is
+    not reproduced (``combine_verdicts``).
+    """
+    value, required = float(value), float(required)
+    if not (math.isfinite(value) and math.isfinite(required)):
+        raise ValueError(f"could_fail({statistic!r}): value and required must be finite")
+    if value >= required:
+        return Part(statistic, exact(value), required, ">=", "reproduced")
+    reason = f"{REASON_CANNOT_FAIL}: {statistic} = {_fmt(value)} < {_fmt(required)}"
+    if why:
+        reason += f" ({why})"
+    return Part(
+        statistic,
+        exact(value),
+        required,
+        ">=",
+        "uninformative",
+        reason=reason,
+        interval_verdict="not reproduced",
+    )

@@ -13,8 +13,15 @@ What chapter 4 needs beyond :mod:`plasticity_lib.diagnostics.ntk`:
 * :func:`map_checkpoints` -- a per-model function at every checkpoint of every seed
   (params with leading ``(S, K)``: seeds x checkpoints), in one jitted ``vmap``.
 * :func:`kernel_summaries` -- ``diagnostics.ntk_summary`` of a stack of kernels, plus
-  :func:`pathology_score`, the effective-rank deficit ``1 - erank(K) / n`` that the
-  chapter's ``ch4.diagnostic`` claim ranks checkpoints by.
+  :func:`pathology_score`, the effective-rank deficit ``1 - erank / n``, and the same
+  summaries of the *gradient-cosine matrix* ``C = D^{-1/2} K D^{-1/2}`` (the normalised
+  kernel of Fig. 3's top row; :func:`cosine_summary`), on which a few inputs with large
+  gradients cannot dominate the diagonal + rank-1 error or the spectrum.
+* :func:`entk_without_bias` -- the eNTK of the weights alone (every leaf named ``bias``
+  held fixed): the head bias adds the same constant to every entry of ``K``.
+* :func:`sgd_rate_by_rule` and :func:`worst_if_nonfinite` -- the fixed rule by which
+  chapter 4 picks the learning rate of its SGD plasticity probe, and the rank a diverged
+  probe gets.
 
 Checkpoint arrays have shape ``(S, K, ...)``; in the chapter checkpoint 0 is the
 initialisation.
@@ -30,7 +37,16 @@ import numpy as np
 
 from . import diagnostics
 
-__all__ = ["label_ordered_batch", "map_checkpoints", "pathology_score", "kernel_summaries"]
+__all__ = [
+    "label_ordered_batch",
+    "map_checkpoints",
+    "pathology_score",
+    "cosine_summary",
+    "kernel_summaries",
+    "entk_without_bias",
+    "sgd_rate_by_rule",
+    "worst_if_nonfinite",
+]
 
 
 def label_ordered_batch(y: np.ndarray, n: int, num_classes: int) -> np.ndarray:
@@ -105,18 +121,129 @@ def pathology_score(effective_rank, n: int) -> np.ndarray:
     return 1.0 - np.asarray(effective_rank, dtype=np.float64) / float(n)
 
 
+def cosine_summary(k, num_iters: int = 100) -> dict:
+    """Summaries of the gradient-cosine matrix of one eNTK (§3.3, Fig. 3 top row).
+
+    ``C = D^{-1/2} K D^{-1/2}`` (``diagnostics.gradient_cosine``; unit diagonal wherever
+    ``K_ii > 0``) removes the per-input gradient norms, so a few inputs with huge
+    gradients cannot make ``K`` look "diagonal + rank one" or low-rank by themselves.
+
+    Args:
+      k: ``(n, n)`` eNTK.
+      num_iters: iterations of ``diagnostics.diag_rank1_fit``.
+    Returns:
+      dict of scalars: ``cos_diag_rank1_error`` (``diagnostics.diag_rank1_error(C)``,
+      relative to ``||C||_F``) and ``cos_effective_rank`` (Roy--Vetterli effective rank
+      of ``C``, in ``[1, n]``).
+    """
+    c = diagnostics.gradient_cosine(k)
+    return {
+        "cos_diag_rank1_error": diagnostics.diag_rank1_error(c, num_iters),
+        "cos_effective_rank": diagnostics.kernel_effective_rank(c),
+    }
+
+
 def kernel_summaries(kernels) -> dict:
-    """``diagnostics.ntk_summary`` of every kernel of a stack.
+    """``diagnostics.ntk_summary`` and :func:`cosine_summary` of every kernel of a stack.
 
     Args:
       kernels: ``(..., n, n)`` eNTKs (e.g. ``(S, K, n, n)``: seeds x checkpoints).
     Returns:
-      dict ``name -> (...)`` numpy array for every ``ntk_summary`` key, plus
-      ``"pathology_score"`` (:func:`pathology_score` of ``"effective_rank"``).
+      dict ``name -> (...)`` numpy array for every ``ntk_summary`` and
+      ``cosine_summary`` key, plus ``"pathology_score"`` (:func:`pathology_score` of
+      ``"effective_rank"``, the raw kernel) and ``"cos_pathology_score"`` (of
+      ``"cos_effective_rank"``, the cosine matrix).
     """
     stack = jnp.asarray(kernels)
     lead, n = stack.shape[:-2], stack.shape[-1]
-    out = jax.jit(jax.vmap(diagnostics.ntk_summary))(stack.reshape((-1, n, n)))
+
+    def both(k):
+        return {**diagnostics.ntk_summary(k), **cosine_summary(k)}
+
+    out = jax.jit(jax.vmap(both))(stack.reshape((-1, n, n)))
     res = {name: np.asarray(v).reshape(lead) for name, v in out.items()}
     res["pathology_score"] = pathology_score(res["effective_rank"], n)
+    res["cos_pathology_score"] = pathology_score(res["cos_effective_rank"], n)
     return res
+
+
+def _is_bias(path) -> bool:
+    last = path[-1]
+    name = getattr(last, "key", getattr(last, "name", None))
+    return name == "bias"
+
+
+def entk_without_bias(apply_fn: Callable, params: Any, x, output: str = "trace"):
+    """The eNTK over every parameter except the biases (§3.3, Fig. 3).
+
+    ``K_W[i, j] = sum over non-bias leaves of <d f(x_i) / d w, d f(x_j) / d w>``: the
+    leaves whose key is ``"bias"`` (Flax ``Dense`` biases, including the head's) are held
+    fixed at their values in ``params``. The head bias alone adds ``1`` per output to
+    every entry of the full kernel (``C`` for ``output="trace"``), pulling all gradient
+    cosines towards 1; ``K_W`` shows the structure without it. Computed as the full
+    eNTK (``diagnostics.entk``, fast per-layer route) minus the eNTK of the bias leaves
+    alone (``diagnostics.entk_generic`` restricted to them: per-example gradients of a few
+    hundred parameters), which is exact because the eNTK is a sum over parameters; a
+    per-example route over all weights would cost ``n C`` gradients of every weight per
+    kernel. jit- and vmap-able.
+
+    Args:
+      apply_fn: ``apply_fn(params, x) -> (n, C)`` (or ``(n,)``).
+      params: pytree (leaves with key ``"bias"`` excluded).
+      x: ``(n, ...)`` inputs.
+      output: as in ``diagnostics.entk`` (``"sum"``, ``"index"`` with index 0,
+        ``"per_class"``, ``"trace"``).
+    Returns:
+      ``(n, n)`` float32 (``(C, n, n)`` for ``"per_class"``).
+    """
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    leaves = [leaf for _, leaf in flat]
+    bias = [_is_bias(path) for path, _ in flat]
+    biases = [i for i, b in enumerate(bias) if b]
+    k_full = diagnostics.entk(apply_fn, params, x, output=output)
+    if not biases:
+        return k_full
+
+    def bias_apply(bias_leaves, xb):
+        full = list(leaves)
+        for i, leaf in zip(biases, bias_leaves):
+            full[i] = leaf
+        return apply_fn(jax.tree_util.tree_unflatten(treedef, full), xb)
+
+    k_bias = diagnostics.entk_generic(bias_apply, [leaves[i] for i in biases], x, output)
+    return k_full - k_bias
+
+
+def worst_if_nonfinite(values) -> np.ndarray:
+    """``values`` (float64 numpy) with every non-finite entry (a diverged probe: NaN or
+    inf) replaced by the largest float64, so that it ranks as the worst fit."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(v), v, np.finfo(np.float64).max)
+
+
+def sgd_rate_by_rule(grid, final_losses) -> float:
+    """The SGD learning rate of chapter 4's plasticity probe, by a rule fixed in advance.
+
+    B.3 chose the probe's length as "sufficient for most networks to solve the probe task
+    at a random initialization"; the SGD rate is chosen the same way, on fresh
+    initialisations only (never on a trained checkpoint): the rate of ``grid`` with the
+    lowest mean final probe loss over the fresh networks, a non-finite loss (divergence)
+    counting as infinitely bad; ties go to the smaller rate.
+
+    Args:
+      grid: ``(G,)`` candidate learning rates.
+      final_losses: ``(G, M)`` final probe losses of ``M`` fresh networks at each rate.
+    Returns:
+      the chosen rate (float).
+    Raises:
+      ValueError: shapes disagree, or every rate diverged on some network.
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    losses = np.asarray(final_losses, dtype=np.float64)
+    if losses.ndim != 2 or losses.shape[0] != grid.shape[0]:
+        raise ValueError(f"final_losses must be (G, M) with G={len(grid)}, got {losses.shape}")
+    mean = np.where(np.all(np.isfinite(losses), axis=1), losses.mean(axis=1), np.inf)
+    if not np.any(np.isfinite(mean)):
+        raise ValueError("the probe diverged at every learning rate of the grid")
+    best = np.flatnonzero(mean == mean.min())
+    return float(grid[best].min())

@@ -222,3 +222,67 @@ def end_of_run(schedule: Schedule, values: np.ndarray, last: float = 0.1) -> np.
             raise ValueError(f"no iteration end of fraction {eps} in the last {last} of the budget")
         out.append(np.asarray(values)[f][:, mask][:, sel].mean(1))
     return np.stack(out)
+
+
+def steps_to_accuracy(
+    network,
+    cfg,
+    x: jax.Array,
+    num_classes: int,
+    seeds: Sequence[int],
+    *,
+    target: float = 0.9,
+    every: int = 25,
+    max_steps: int = 3000,
+) -> np.ndarray:
+    """Steps in which a *fresh* network reaches ``target`` training accuracy on one
+    uniform random labelling of ``x`` (the probe that fixes the K of the §2.2 plasticity
+    measure in chapter 2, issue 15).
+
+    Each seed ``s`` trains the engine's initialisation of seed ``s``
+    (``train.init_state``) with ``cfg`` on its own labelling, drawn by
+    ``tasks.random_labels(x, num_classes).init(fold_in(PRNGKey(s), 7919))`` (a key of no
+    other use). The accuracy on all ``N`` images is evaluated every ``every`` steps inside
+    the compiled scan (``metrics_fn`` of ``train.train_steps``).
+
+    Args:
+      network: ``models.make_network(...)``; cfg: ``train.TrainConfig``.
+      x: ``(N, features)`` inputs; num_classes: classes of the random labels.
+      seeds: ``(S,)`` seeds (use seeds the chapter does not use).
+      target: accuracy to reach; every: evaluation period (steps); max_steps: a multiple of
+        ``every``, the longest probe.
+    Returns:
+      ``(S,)`` int64: the first evaluated step at which the accuracy is ``>= target``
+      (a multiple of ``every``), or ``-1`` when it is not reached within ``max_steps``.
+    """
+    from . import train as train_mod
+
+    seeds = [int(s) for s in seeds]
+    if max_steps % every:
+        raise ValueError(f"max_steps={max_steps} must be a multiple of every={every}")
+    stream = tasks.random_labels(x, num_classes)
+    ys = jnp.stack([stream.init(jax.random.fold_in(jax.random.PRNGKey(s), 7919)).y for s in seeds])
+    task = tasks.Task(x, ys, jnp.ones((x.shape[0],), jnp.float32))
+
+    def accuracy(params, task, key):
+        logits = network.apply(params, task.x)
+        return {"full_accuracy": jnp.mean((jnp.argmax(logits, -1) == task.y).astype(jnp.float32))}
+
+    state = train_mod.init_state(network, cfg, seeds, x[:2])
+    _, logs = train_mod.train_steps(
+        network,
+        cfg,
+        state,
+        task,
+        max_steps,
+        log_every=every,
+        metrics_fn=accuracy,
+        task_batched=(None, 0, None),
+    )
+    acc = np.asarray(logs["full_accuracy"])  # (S, max_steps // every)
+    reached = acc >= target
+    first = (np.argmax(reached, axis=1) + 1) * every
+    return np.where(reached.any(axis=1), first, -1).astype(np.int64)
+
+
+__all__ += ["steps_to_accuracy"]

@@ -104,9 +104,12 @@ def run_chunks(
       on_chunk: optional ``(i, carry, out) -> None`` called after each chunk (e.g. to
         write a checkpoint); ``out`` is already on the host.
       checkpoint: optional file path. After every chunk, the carry and the outputs so
-        far are saved there atomically; if the file exists when the call starts, the run
-        resumes after its last completed chunk (``start`` must then be 0). The file is
-        kept after the last chunk, so a rerun returns the saved result at once.
+        far are saved atomically to that path with a fingerprint of the initial carry and
+        ``num_chunks`` added to its name (``run.pkl`` -> ``run-<16 hex>.pkl``, so a run
+        from other initial state never resumes this one); if that file exists when the
+        call starts, the run resumes after its last completed chunk (``start`` must then
+        be 0). The file is kept after the last chunk, so a rerun returns the saved result
+        at once.
     Returns:
       ``(carry, outs)``: the final carry (fetched to the host) and the joined outputs.
     Raises:
@@ -118,7 +121,7 @@ def run_chunks(
         raise ValueError(f"run_chunks: need 0 <= start={start} <= num_chunks={num_chunks}")
     parts: list[Any] = []
     if checkpoint is not None:
-        checkpoint = Path(checkpoint)
+        checkpoint = _with_fingerprint(Path(checkpoint), carry, num_chunks)
         if checkpoint.exists():
             if start:
                 raise ValueError("run_chunks: give either start= or checkpoint=, not both")
@@ -204,3 +207,18 @@ def _dtype(x: Any) -> str:
         return str(jax.numpy.result_type(x))
     except TypeError:
         return str(getattr(x, "dtype", type(x).__name__))
+
+
+def _with_fingerprint(path: Path, carry: Any, num_chunks: int) -> Path:
+    """``path`` with a hash of the initial carry (structure, shapes, dtypes and sampled
+    values of every leaf) and of ``num_chunks`` inserted before its suffix."""
+    import hashlib
+
+    h = hashlib.sha1(repr((num_chunks, jax.tree_util.tree_structure(carry))).encode())
+    for leaf in jax.tree_util.tree_leaves(carry):
+        a = np.asarray(jax.device_get(leaf))
+        h.update(repr((a.shape, _dtype(leaf))).encode())
+        flat = a.reshape(-1)
+        if flat.dtype.kind in "biufc":
+            h.update(np.ascontiguousarray(flat[:: max(1, flat.size // 100_000)]).tobytes())
+    return path.with_name(f"{path.stem}-{h.hexdigest()[:16]}{path.suffix}")

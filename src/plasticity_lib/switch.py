@@ -329,3 +329,52 @@ def largest_relative_fall(values: np.ndarray, steps: np.ndarray, last_step) -> n
         phase = (steps >= 1) & (steps <= last_step[i])
         falls.append(1.0 - a[i, phase].min() / pre[i])
     return np.asarray(falls)
+
+
+#: Logs in each of the two equal windows of the dead-unit recovery test (issue 15).
+RECOVERY_LOGS = 20
+
+
+def peak_centred_mean(
+    values: np.ndarray, steps: np.ndarray, peak_mask: np.ndarray, width: int = RECOVERY_LOGS
+) -> np.ndarray:
+    """Mean over ``width`` consecutive logs of task B centred on each curve's maximum.
+
+    The maximum of curve ``i`` is taken over the logs selected by ``peak_mask`` (e.g. the
+    erasing window; the first maximum when tied); the window is the ``width`` logs from
+    index ``argmax - width // 2`` on, shifted (never shrunk) to stay inside the logs of
+    task B (``steps >= 1``) when the maximum lies near the switch or the end.
+
+    Args:
+      values: ``(S, W)`` curves over the step axis ``steps`` ``(W,)``.
+      peak_mask: ``(W,)`` bool, where to look for the maximum (a subset of task B).
+      width: logs in the window (<= the number of task-B logs).
+    Returns:
+      ``(S,)`` float64.
+    """
+    a, steps = np.asarray(values, np.float64), np.asarray(steps)
+    post = np.flatnonzero(steps >= 1)
+    if width < 1 or width > post.size:
+        raise ValueError(f"width={width} must be in [1, {post.size}] (the logs of task B)")
+    cand = np.flatnonzero(np.asarray(peak_mask) & (steps >= 1))
+    if cand.size == 0:
+        raise ValueError("peak_mask selects no log of task B")
+    out = []
+    for i in range(a.shape[0]):
+        peak = cand[np.argmax(a[i, cand])]
+        start = int(np.clip(peak - width // 2, post[0], post[-1] - width + 1))
+        out.append(a[i, start : start + width].mean())
+    return np.asarray(out)
+
+
+def last_logs_mean(values: np.ndarray, width: int = RECOVERY_LOGS) -> np.ndarray:
+    """``(S,)``: mean of each curve ``(S, W)`` over its last ``width`` logs (the end of
+    task B; with the default schedule these are the last ``width`` steps, logged at every
+    step)."""
+    a = np.asarray(values, np.float64)
+    if width < 1 or width > a.shape[-1]:
+        raise ValueError(f"width={width} must be in [1, {a.shape[-1]}]")
+    return a[..., -width:].mean(-1)
+
+
+__all__ += ["RECOVERY_LOGS", "peak_centred_mean", "last_logs_mean"]

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import tasks
 
-__all__ = ["target_parts", "offset_targets"]
+__all__ = ["target_parts", "offset_targets", "constant_predictor_loss"]
 
 
 def target_parts(
@@ -94,3 +94,25 @@ def offset_targets(
     alphas = jnp.asarray([float(c[1]) for c in conditions], jnp.float32)[:, None, None]
     y = offsets + alphas * smooth[None] + high_frequency[None]  # (C, S, N)
     return y.reshape(-1, x.shape[0], 1).astype(jnp.float32)
+
+
+def constant_predictor_loss(y) -> np.ndarray:
+    """The loss floor of a regression task (issue 15): the mean squared error of the best
+    constant predictor, i.e. of predicting each model's target mean, ``(M,)``.
+
+    A network that has learnt nothing of its targets but their mean sits at this loss (in
+    App. E.1, large-offset pretraining leaves fine-tuning there); loss comparisons between
+    arms that all sit at it compare floors, not plasticity.
+
+    Args:
+      y: ``(M, N)`` or ``(M, N, 1)`` targets, one row per model (e.g. a slice of
+        :func:`offset_targets`).
+    Returns:
+      float64 ``(M,)``: ``mean_i (y[m, i] - mean_j y[m, j])^2``, the population variance.
+    """
+    y = np.asarray(y, np.float64)
+    if y.ndim == 3 and y.shape[-1] == 1:
+        y = y[..., 0]
+    if y.ndim != 2:
+        raise ValueError(f"y must be (M, N) or (M, N, 1) targets, got shape {y.shape}")
+    return np.mean((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)

@@ -529,3 +529,174 @@ def preactivation_stats_per_layer(
         preactivation_stats(z, z0, quantiles, quantile_inputs) for z, z0 in zip(preacts, inits)
     ]
     return {k: jnp.stack([s[k] for s in stats]) for k in stats[0]}
+
+
+# --------------------------------------------------------------------------- linearity (R^2)
+#
+# One criterion of linearity for every activation (issue 15; chapters 3 and 9): a unit is
+# *linearized on a batch* when the least-squares linear fit of phi(z) on z over the batch
+# explains at least 99 % of the variance of phi(z) (R^2 >= 0.99) and phi(z) is not
+# constant on the batch (constant = dead or saturated: counted by
+# :func:`constant_output_units`, never as linearized).
+#
+# Relation to the sign criterion of :func:`linearized_units` (ReLU / Leaky ReLU): a unit of
+# one strict sign on the whole batch has phi(z) = a z exactly, so R^2 = 1 and it is
+# linearized by both criteria (a ReLU unit negative on every input is constant: dead). The
+# converse holds when both signs carry a real share of the batch (a ReLU unit with a
+# quarter of its inputs negative has R^2 of about 0.9), but not in the limit of a few
+# barely negative inputs: R^2 tends to 1 as the minority side shrinks (for z ~ N(2, 1)
+# about 3 % of the inputs are negative and R^2 is about 0.994), so the R^2 criterion counts
+# such a unit as (approximately) linear where the sign criterion does not. Chapters that
+# use it report the sign criterion beside it.
+
+R2_THRESHOLD = 0.99
+CONSTANT_ATOL = 1e-6
+
+
+def linear_fit_r2(preacts: Array, activation: str) -> tuple[Array, Array]:
+    """R^2 of the least-squares linear fit of ``phi(z)`` on ``z`` over the batch, per unit.
+
+    ``R^2_i = cov(z_i, phi(z_i))^2 / (var(z_i) var(phi(z_i)))`` over the inputs of the batch
+    (the squared Pearson correlation; the fraction of the variance of ``phi(z_i)`` explained
+    by ``a + b z_i`` with least-squares ``a, b``). Paper §3.2, Fig. 2 (right), E.8.
+
+    Args:
+      preacts: ``(batch, units)`` (or ``(..., units)``) preactivations ``z``.
+      activation: static name, a key of ``ACTIVATIONS``.
+    Returns:
+      ``(r2, phi_std)``: float32 ``(units,)`` each. ``r2`` is in ``[0, 1]`` (0 where
+      ``z`` or ``phi(z)`` has zero variance on the batch); ``phi_std`` is the standard
+      deviation of ``phi(z_i)`` over the batch.
+    """
+    fn, _, _, _ = _check_activation(activation)
+    z = _flat_units(preacts).astype(jnp.float32)
+    p = fn(z)
+    zc = z - jnp.mean(z, axis=0)
+    pc = p - jnp.mean(p, axis=0)
+    szz = jnp.sum(zc * zc, axis=0)
+    spp = jnp.sum(pc * pc, axis=0)
+    szp = jnp.sum(zc * pc, axis=0)
+    denom = szz * spp
+    safe = jnp.where(denom > 0, denom, 1.0)
+    r2 = jnp.where(denom > 0, jnp.clip(szp * szp / safe, 0.0, 1.0), 0.0)
+    return r2, jnp.std(p, axis=0)
+
+
+def constant_output_units(preacts: Array, activation: str, atol: float = CONSTANT_ATOL) -> Array:
+    """Units whose output ``phi(z)`` is constant on the batch: ``std_x phi(z_i(x)) <= atol``.
+
+    The dead (ReLU: every ``z <= 0``) and fully saturated units of the R^2 criterion,
+    excluded from :func:`linearized_units_r2` and counted separately.
+
+    Args:
+      preacts: ``(batch, units)`` preactivations; activation: static name; atol: absolute
+        tolerance on the standard deviation (float32 round-off).
+    Returns:
+      bool ``(units,)``.
+    """
+    _, phi_std = linear_fit_r2(preacts, activation)
+    return phi_std <= atol
+
+
+def linearized_units_r2(
+    preacts: Array,
+    activation: str,
+    r2_threshold: float = R2_THRESHOLD,
+    atol: float = CONSTANT_ATOL,
+) -> Array:
+    """Linearized units by the one criterion for every activation (issue 15).
+
+    A unit is linearized on the batch when ``linear_fit_r2 >= r2_threshold`` (default
+    0.99) and its output is not constant (``constant_output_units``). See the section
+    comment above for how this relates to the sign criterion of ``linearized_units``.
+
+    Args:
+      preacts: ``(batch, units)`` (or ``(..., units)``) preactivations.
+      activation: static name; r2_threshold: minimum R^2; atol: see
+        ``constant_output_units``.
+    Returns:
+      bool ``(units,)``.
+    """
+    r2, phi_std = linear_fit_r2(preacts, activation)
+    return (r2 >= r2_threshold) & (phi_std > atol)
+
+
+def linearized_r2_fraction(
+    preacts: Sequence[Array],
+    activation: str,
+    r2_threshold: float = R2_THRESHOLD,
+    atol: float = CONSTANT_ATOL,
+):
+    """Fraction of linearized units (R^2 criterion) per layer and overall.
+
+    Args:
+      preacts: sequence of ``(batch, units_l)`` preactivations (or one array).
+      activation, r2_threshold, atol: as in ``linearized_units_r2``.
+    Returns:
+      ``(per_layer (L,), total ())`` float32.
+    """
+    return layer_fractions(
+        [linearized_units_r2(z, activation, r2_threshold, atol) for z in _as_seq(preacts)]
+    )
+
+
+def constant_output_fraction(
+    preacts: Sequence[Array], activation: str, atol: float = CONSTANT_ATOL
+):
+    """Fraction of constant-output units (``constant_output_units``) per layer and overall.
+
+    Returns:
+      ``(per_layer (L,), total ())`` float32.
+    """
+    return layer_fractions([constant_output_units(z, activation, atol) for z in _as_seq(preacts)])
+
+
+__all__ += [
+    "R2_THRESHOLD",
+    "CONSTANT_ATOL",
+    "linear_fit_r2",
+    "constant_output_units",
+    "linearized_units_r2",
+    "linearized_r2_fraction",
+    "constant_output_fraction",
+]
+
+
+# ------------------------------------------------------------- drift readouts (chapter 6)
+
+
+def drift_readouts(
+    acts: Sequence[Array], preacts: Sequence[Array], init_preacts: Sequence[Array]
+) -> tuple[Array, Array]:
+    """Two readouts of preactivation drift on one probe batch (§3.2, Fig. 2; App. F).
+
+    * ``dead``: the fraction of dead units (``dead_units``: zero on every probe input),
+      all hidden layers pooled (``dead_unit_fraction``'s total);
+    * ``shift``: the per-unit standardised shift of the mean preactivation from the
+      network at initialisation, ``mean_i |mu_i - mu0_i| / (sigma0_i + 1e-8)`` per layer
+      (``preactivation_stats``' ``mean_shift``), averaged over the layers with equal
+      weight.
+
+    Args:
+      acts: sequence of ``(batch, units_l)`` activations of the network (``Intermediates.acts``).
+      preacts: the same network's ``(batch, units_l)`` preactivations on the same inputs.
+      init_preacts: the preactivations of the network at initialisation on the same inputs
+        (same shapes as ``preacts``).
+    Returns:
+      ``(dead (), shift ())`` float32 scalars; jit- and vmap-able.
+    """
+    preacts, init_preacts = _as_seq(preacts), _as_seq(init_preacts)
+    if len(preacts) != len(init_preacts):
+        raise ValueError(
+            f"drift_readouts: {len(preacts)} preactivation layers but {len(init_preacts)} "
+            "at initialisation"
+        )
+    dead = dead_unit_fraction(acts)[1]
+    shifts = []
+    for z, z0 in zip(preacts, init_preacts):
+        z, z0 = _flat_units(z), _flat_units(z0)
+        shifts.append(jnp.mean(jnp.abs(z.mean(0) - z0.mean(0)) / (z0.std(0) + 1e-8)))
+    return dead, jnp.mean(jnp.stack(shifts))
+
+
+__all__ += ["drift_readouts"]

@@ -397,7 +397,8 @@ def checkpoint_path(params: Params, name: str):
 
     Args:
       params: the chapter's resolved :class:`Params`.
-      name: the run within the chapter (e.g. ``"pretrain"``), letters, digits, ``-_``.
+      name: the run within the chapter (e.g. ``"pretrain"`` or a progress-bar label);
+        anything other than letters, digits, ``-`` and ``_`` becomes ``-``.
     Returns:
       ``pathlib.Path`` or ``None`` at the smoke and default profiles (unless the
       environment variable is set).
@@ -407,8 +408,9 @@ def checkpoint_path(params: Params, name: str):
     import re
     from pathlib import Path
 
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise ValueError(f"checkpoint_path: name={name!r} must be letters, digits, '-' or '_'")
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", str(name)).strip("-")
+    if not slug:
+        raise ValueError(f"checkpoint_path: name={name!r} needs a letter or digit")
     env = os.environ.get(CHECKPOINT_ENV, "").strip()
     if not env and params.profile != "paper":
         return None
@@ -424,7 +426,7 @@ def checkpoint_path(params: Params, name: str):
     digest = hashlib.sha1(
         json.dumps(dict(params), sort_keys=True, default=repr).encode()
     ).hexdigest()[:12]
-    return root / params.chapter / f"{name}-{params.profile}-{digest}.pkl"
+    return root / params.chapter / f"{slug}-{params.profile}-{digest}.pkl"
 
 
 def show(chapter: str):

@@ -6,13 +6,24 @@ Pretrain on random regression targets ``sin(M f_rand(x)) + b`` for each offset `
 ``alpha``), then fine-tune from the pretrained parameters with a fresh Adam on targets
 from a different random network with offset ``b`` or 0.
 
-The paper profile follows App. E.1: the CNN of App. B.1 on 10,000 CIFAR-10 images,
-batch 512, Adam with learning rate 1e-3, ``b`` in {0, 8, 16, 32} plus the mean-100
-targets of the feature analysis, 3 target seeds. E.1 does not give the number of steps
-of either phase (Fig. 13 omits the first 1,000 fine-tuning steps); 10,000 pretraining
-and 5,000 fine-tuning steps are our choice. The largest ``alpha`` equals the largest
-``b``: then the alpha-scaled zero-mean targets have the same second moment
-``E[y^2] = b^2 + 1/2`` as the largest-offset targets.
+Every profile that tests claims uses the paper's offsets ``b`` in {0, 8, 16, 32}
+(App. E.1; issue 15). The paper profile follows App. E.1: the CNN of App. B.1 on 10,000
+CIFAR-10 images, batch 512, Adam with learning rate 1e-3, 3 target seeds. E.1 does not
+give the number of steps of either phase; Fig. 13 omits the first 1,000 fine-tuning
+steps, so fine-tuning ran well past 1,000 steps: the default profile fine-tunes for
+2,000 steps (issue 15), the paper profile for 5,000. The paper profile pretrains for
+40,000 steps, so that Adam (whose steps move a parameter by about one learning rate)
+could move the output bias to ``b_max``: ``lr * pre_steps = 40 >= 32``
+(``ch1.bias_in_features``). The largest ``alpha`` equals the largest ``b``: then the
+alpha-scaled zero-mean targets have the same second moment ``E[y^2] = b^2 + 1/2`` as the
+largest-offset targets.
+
+``sgd_learning_rate`` (``ch1.bias_under_sgd``, issue 15) was chosen on ``b = 0`` only,
+before any ``b > 0`` SGD run, by a probe at the default settings (seeds 0, 1, 2, 1,000
+SGD steps, no normalisation): of the grid {1, 0.3, 0.1, 0.03, 0.01, 0.003}, the value
+with the lowest final pretraining loss among those with no diverged seed. ``1`` diverged;
+``0.3`` had the lowest loss and converged (the loss fell in every logged window). The
+paper profile keeps this value; choose it again on ``b = 0`` before trusting that run.
 """
 
 from __future__ import annotations
@@ -46,20 +57,25 @@ class Parameters:
         range=(0.0, None),
     )
     offsets: tuple[float, ...] = param(
-        (0.0, 8.0, 16.0, 32.0, 64.0),
-        "pretraining target offsets b (first must be 0; the last is b_max)",
+        (0.0, 8.0, 16.0, 32.0),
+        "pretraining target offsets b (first must be 0; the last is b_max; App. E.1)",
         range=(0.0, None),
     )
     alphas: tuple[float, ...] = param(
-        (8.0, 16.0, 32.0, 64.0),
+        (8.0, 16.0, 32.0),
         "scales alpha of the zero-mean control (Fig. 16); the last must equal b_max",
         range=(0.0, None),
     )
     pre_steps: int = param(1000, "Adam steps of pretraining", range=(10, None))
     ft_steps: int = param(
-        600,
+        2000,
         "Adam steps of fine-tuning (final loss: mean over its last 10 steps)",
         range=(10, None),
+    )
+    sgd_learning_rate: float = param(
+        0.3,
+        "plain-SGD learning rate of the ch1.bias_under_sgd pretraining (chosen on b = 0)",
+        range=(0.0, None),
     )
     pre_log_every: int = param(20, "steps per logged window of pretraining", range=(1, None))
     chunk_steps: int = param(
@@ -69,7 +85,7 @@ class Parameters:
     )
     n_probe: int = param(128, "probe inputs for the feature SVD (paper: 128)", range=(2, None))
     seeds: int = param(
-        5,
+        3,
         "seeds (init, minibatches and target networks), trained together with vmap",
         range=(1, None),
     )
@@ -90,8 +106,8 @@ SMOKE = dict(
     n_train=256,
     width=32,
     batch_size=32,
-    offsets=(0.0, 8.0, 64.0),
-    alphas=(64.0,),
+    offsets=(0.0, 8.0, 32.0),
+    alphas=(32.0,),
     pre_steps=60,
     ft_steps=40,
     chunk_steps=20,
@@ -108,9 +124,7 @@ PAPER = dict(
     n_train=10000,
     depth=4,
     batch_size=512,
-    offsets=(0.0, 8.0, 16.0, 32.0, 100.0),
-    alphas=(8.0, 16.0, 32.0, 100.0),
-    pre_steps=10000,
+    pre_steps=40000,
     ft_steps=5000,
     pre_log_every=100,
     chunk_steps=1000,

@@ -7,11 +7,14 @@ Four networks on a fixed, label-ordered batch of ``entk_batch`` MNIST training i
 (c) a ReLU and (d) a Leaky-ReLU MLP (10 outputs) after ``num_tasks`` random-label tasks
 of ``steps_per_task`` Adam steps. Checkpoints: (b) every ``reg_steps // reg_checkpoints``
 steps, (c)/(d) at the end of every task, plus the initialisations; each gets the eNTK
-summaries and the plasticity probe (``probe_steps`` full-batch Adam steps on
-``probe_n`` training images).
+summaries (of the eNTK, of its gradient-cosine matrix, and of the kernel without bias
+parameters) and the plasticity probe (``probe_steps`` steps on minibatches of
+``probe_batch`` of ``probe_n`` training images, once with Adam and once with SGD at a rate
+chosen from ``sgd_lr_grid`` on fresh networks by a fixed rule).
 
 The paper profile follows B.1/B.2 for the random-label runs (MLP 512 x 4, Adam 1e-5,
-75,000 steps per task, 20 tasks, on MNIST) and B.3 for the probe (2000 steps). The
+75,000 steps per task, 20 tasks, on MNIST); every profile runs B.3's probe length
+(2000 steps). The
 paper gives no optimiser settings for network (b) ("trained for a few hundred steps");
 we keep Adam 1e-3 for 400 steps at every profile.
 """
@@ -70,11 +73,27 @@ class Parameters:
     )
     probe_n: int = param(256, "training images the plasticity probe fits", range=(8, None))
     probe_steps: int = param(
-        250,
-        "full-batch Adam steps of the plasticity probe (B.3: 2000)",
+        2000,
+        "steps of the plasticity probe, Adam and SGD alike (B.3: 2000)",
+        range=(1, None),
+    )
+    probe_batch: int = param(
+        32,
+        "minibatch of the probe: each step sees probe_batch of the probe_n images",
         range=(1, None),
     )
     probe_lr: float = param(0.001, "Adam learning rate of the probe", range=(0.0, None))
+    sgd_lr_grid: tuple[float, ...] = param(
+        (0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+        "candidate SGD probe rates; the rule picks the one fresh networks fit best",
+        range=(0.0, None),
+    )
+    calibration_seeds: int = param(
+        2,
+        "fresh initialisations per architecture that calibrate the SGD rate (seeds "
+        "10000 + seed_offset, ...: never a claim seed)",
+        range=(1, None),
+    )
     step_fraction: float = param(
         0.01,
         "first-order check: step size eta = step_fraction / (2 lambda_max(K))",
@@ -104,6 +123,9 @@ SMOKE = dict(
     reg_checkpoints=2,
     probe_n=64,
     probe_steps=20,
+    probe_batch=16,
+    sgd_lr_grid=(0.1, 0.3),
+    calibration_seeds=1,
     seeds=2,
     allow_fallback=True,
 )
@@ -119,7 +141,7 @@ PAPER = dict(
     num_tasks=20,
     steps_per_task=75000,
     probe_n=1024,
-    probe_steps=2000,
+    probe_batch=128,
 )
 
 
@@ -127,5 +149,6 @@ PAPER = dict(
 CONSTRAINTS = [
     ("batch_size", "<=", "n_train"),
     ("probe_n", "<=", "n_train"),
+    ("probe_batch", "<=", "probe_n"),
     ("reg_checkpoints", "divides", "reg_steps"),
 ]

@@ -6,6 +6,9 @@ ReDo, LN + squared-gradient-norm penalty, LN + InFeR) on three task families (ra
 labels, permuted classes, permuted pixels; App. B.2), then LN+L2 in the §4.2 modes
 (continual 0.5 / 1.0, composite, growing), an L2 sweep of LN+L2 (E.5) and, with
 ``norm_ablation``, the normalisation variants of D.2 / E.9, all with Adam.
+With ``independence``, the App. F test: {none, L2, LN, LN+L2} on a stream N of many
+short random-label tasks (``n_train_short`` images, ``steps_short`` steps, at least 30
+tasks) and on the random-label stream of the main run (stream P).
 
 The paper profile follows §4.2 / B.2 for the MLP: CIFAR-10, width 512, depth 4, Adam
 1e-5, 20 tasks of 75,000 steps, L2 1e-5 (E.5 sweeps one order of magnitude either
@@ -33,7 +36,17 @@ class Parameters:
         "base image dataset",
         choices=("mnist", "fashion_mnist", "cifar10", "cifar100"),
     )
-    n_train: int = param(512, "training images (seeded subset)", range=(16, None))
+    n_train: int = param(
+        1024,
+        "training images (seeded subset); calibrated so that a fresh baseline fits 90-99 % "
+        "of the first random labelling within steps_per_task (issue 16)",
+        range=(16, None),
+    )
+    calibration_sizes: tuple[int, ...] = param(
+        (512, 1024, 1536, 2048),
+        "n_train candidates of the first-task calibration shown in the chapter",
+        range=(16, None),
+    )
     arch: str = param(
         "mlp",
         "network: mlp | cnn | resnet18 (App. B.1)",
@@ -95,6 +108,24 @@ class Parameters:
             "layer_batch",
         ),
     )
+    measure_steps: int = param(
+        400,
+        "steps of the §2.2 plasticity measure (fresh labelling, checkpoint vs fresh init)",
+        range=(1, None),
+    )
+    independence: bool = param(
+        True,
+        "run the App. F independence test (2 x 2 design on streams N and P)",
+    )
+    n_train_short: int = param(
+        256,
+        "stream N: images per short random-label task (calibrated like n_train, for steps_short)",
+        range=(16, None),
+    )
+    steps_short: int = param(100, "stream N: Adam steps per task", range=(1, None))
+    num_tasks_short: int = param(
+        40, "stream N: tasks in sequence (at least 30, issue 16)", range=(6, None)
+    )
     allow_fallback: bool = param(
         False,
         "use scikit-learn digits if the dataset cannot be found (smoke only)",
@@ -105,6 +136,11 @@ class Parameters:
 # only the fields that differ from the default.
 SMOKE = dict(
     n_train=128,
+    calibration_sizes=(64, 128),
+    measure_steps=20,
+    n_train_short=64,
+    steps_short=10,
+    num_tasks_short=6,
     width=32,
     batch_size=32,
     num_tasks=4,
@@ -131,6 +167,11 @@ PAPER = dict(
     l2=1e-05,
     l2_sweep=(1e-06, 0.0001),
     redo_every=1000,
+    calibration_sizes=(10000, 25000, 50000),
+    measure_steps=75000,
+    n_train_short=5000,
+    steps_short=5000,
+    num_tasks_short=100,
 )
 
 
@@ -138,4 +179,5 @@ PAPER = dict(
 CONSTRAINTS = [
     ("batch_size", "<=", "n_train"),
     ("log_every", "<=", "steps_per_task"),
+    ("batch_size", "<=", "n_train_short"),
 ]

@@ -330,7 +330,12 @@ networks = {
     "c": mlp("relu", ds.num_classes),
     "d": mlp("leaky_relu", ds.num_classes),
 }
-keep = dict(seeds=seed_list, keep_task_params=True, keep_initial_params=True)
+keep = dict(
+    seeds=seed_list,
+    keep_task_params=True,
+    keep_initial_params=True,
+    checkpoint_dir=profiles.checkpoint_dir(P),
+)
 reg_per = P.reg_steps // P.reg_checkpoints
 results = {
     "b": train.train_stream(

@@ -889,6 +889,7 @@ for name, init_transform in initialisations.items():
         keep_initial_params=True,
         desc=f"{name} init",
         chunk_steps=chunk * P.log_every,
+        checkpoint_dir=profiles.checkpoint_dir(P),  # paper profile: resumable
     )
     params0 = runs[name].initial_params
     init_zombies[name] = zombie_fractions(params0, jnp.asarray(x))  # (seeds, depth)

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import diagnostics
+from . import diagnostics, timing
 
 __all__ = [
     "label_ordered_batch",
@@ -79,6 +79,7 @@ def label_ordered_batch(y: np.ndarray, n: int, num_classes: int) -> np.ndarray:
     return np.concatenate(out).astype(np.int64)
 
 
+@timing.timed("evaluation")  # the diagnostics along training: "evaluation" time
 def map_checkpoints(fn: Callable, params: Any, *per_seed: Any) -> Any:
     """``fn(model_params, *model_args)`` at every checkpoint of every seed.
 

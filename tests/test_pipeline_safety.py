@@ -105,6 +105,14 @@ def make_book(tmp_path: Path, source: str) -> Path:
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     toc["parts"][0]["chapters"] = [{"file": "chapters/00_overview"}]
+    toc["parts"] = (
+        [toc["parts"][0]]
+        + [  # drop other parts' chapters (e.g. the Tools page)
+            part
+            for part in toc["parts"][1:]
+            if not any(c["file"].startswith("chapters/") for c in part["chapters"])
+        ]
+    )
     (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     shutil.copytree(ROOT / "book", book / "book")
     (book / "chapters").mkdir()

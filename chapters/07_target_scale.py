@@ -528,27 +528,36 @@ frame = pd.concat(
     ],
     ignore_index=True,
 )
-g = sns.relplot(
-    data=frame,
-    x="step",
-    y="ratio",
-    hue="gamma",
-    col="network",
-    kind="line",
-    marker="o",
-    errorbar=plotting.t_band,
-    height=3.2,
-    aspect=1.25,
-    palette="viridis",
+
+
+def probe_ratio_panels(frame, col, titles, name, **size):
+    """The probe ratio over training (log scale), one panel per value of ``col``, one
+    line per discount (mean and 95 % t-band over seeds); 1 = as plastic as at init."""
+    g = sns.relplot(
+        data=frame,
+        x="step",
+        y="ratio",
+        hue="gamma",
+        col=col,
+        kind="line",
+        marker="o",
+        errorbar=plotting.t_band,
+        palette="viridis",
+        **size,
+    )
+    for ax in g.axes.flat:
+        plotting.reference_line(ax, 1.0, "fresh network")
+    g.set(yscale="log")
+    g.set_axis_labels("agent step (checkpoint)", "probe loss / probe loss at init")
+    g.set_titles(titles)
+    g.legend.set_title("discount γ")
+    plotting.savefig(g.figure, name, P.profile)
+    plt.show()
+
+
+probe_ratio_panels(
+    frame, "network", "regression, {col_name}", "ch07_probe_regression", height=3.2, aspect=1.25
 )
-for ax in g.axes.flat:
-    plotting.reference_line(ax, 1.0, "fresh network")
-g.set(yscale="log")
-g.set_axis_labels("agent step (checkpoint)", "probe loss / probe loss at init")
-g.set_titles("regression, {col_name}")
-g.legend.set_title("discount γ")
-plotting.savefig(g.figure, "ch07_probe_regression", P.profile)
-plt.show()
 
 # %% [markdown]
 # The B.3 probe's final loss from checkpoints of the regression agents, relative to the
@@ -576,27 +585,9 @@ frame = pd.concat(
     ],
     ignore_index=True,
 )
-g = sns.relplot(
-    data=frame,
-    x="step",
-    y="ratio",
-    hue="gamma",
-    col="loss",
-    kind="line",
-    marker="o",
-    errorbar=plotting.t_band,
-    height=3.0,
-    aspect=1.1,
-    palette="viridis",
+probe_ratio_panels(
+    frame, "loss", "{col_name}, layer norm", "ch07_probe_twohot", height=3.0, aspect=1.1
 )
-for ax in g.axes.flat:
-    plotting.reference_line(ax, 1.0, "fresh network")
-g.set(yscale="log")
-g.set_axis_labels("agent step (checkpoint)", "probe loss / probe loss at init")
-g.set_titles("{col_name}, layer norm")
-g.legend.set_title("discount γ")
-plotting.savefig(g.figure, "ch07_probe_twohot", P.profile)
-plt.show()
 
 # %% [markdown]
 # The same probe ratio for the layer-norm agents with the regression loss (left, for

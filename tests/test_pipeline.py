@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
+from book_common import tiny_toc
 
 from plasticity_lib import cli, pipeline, profiles
 
@@ -66,17 +66,7 @@ raise ValueError("deliberate failure in the second cell")
 @pytest.fixture
 def tiny_book(tmp_path, monkeypatch):
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    toc["parts"][0]["chapters"] = [{"file": "chapters/00_overview"}]  # the tiny book's only chapter
-    toc["parts"] = (
-        [toc["parts"][0]]
-        + [  # drop other parts' chapters (e.g. the Tools page)
-            part
-            for part in toc["parts"][1:]
-            if not any(c["file"].startswith("chapters/") for c in part["chapters"])
-        ]
-    )
-    (tmp_path / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    (tmp_path / "_toc.yml").write_text(tiny_toc(ROOT))
     shutil.copytree(ROOT / "book", tmp_path / "book")
     (tmp_path / "chapters").mkdir()
     (tmp_path / "chapters" / "00_overview.py").write_text(GOOD)

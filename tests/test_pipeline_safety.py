@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from book_common import tiny_toc
 
 from plasticity_lib import cli, pipeline, profiles
 
@@ -103,17 +103,7 @@ def make_book(tmp_path: Path, source: str) -> Path:
     book = tmp_path / "book"
     book.mkdir()
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    toc["parts"][0]["chapters"] = [{"file": "chapters/00_overview"}]
-    toc["parts"] = (
-        [toc["parts"][0]]
-        + [  # drop other parts' chapters (e.g. the Tools page)
-            part
-            for part in toc["parts"][1:]
-            if not any(c["file"].startswith("chapters/") for c in part["chapters"])
-        ]
-    )
-    (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    (book / "_toc.yml").write_text(tiny_toc(ROOT))
     shutil.copytree(ROOT / "book", book / "book")
     (book / "chapters").mkdir()
     (book / "chapters" / "00_overview.py").write_text(source)

@@ -86,3 +86,28 @@ def test_format_summary():
         "total 81 s: compile 12, training 50, evaluation 9, plotting 4, other 6 (7 compiled)"
     )
     assert timing.format_summary({}) == ""
+
+
+def test_pending_computation_of_the_arguments_counts_where_it_was_launched():
+    @jax.jit
+    def heavy(x):
+        def body(c, _):
+            return jnp.tanh(c @ c) / 64.0, None
+
+        return jax.lax.scan(body, x, None, length=3000)[0]
+
+    @timing.timed("evaluation")
+    def cheap(x):
+        return float(x[0, 0])  # waits for x
+
+    x = jnp.ones((256, 256))
+    heavy(x).block_until_ready()  # compiled
+    timing.reset()
+    t0 = time.perf_counter()
+    with timing.section("training"):
+        y = heavy(x)  # dispatched, not finished
+        cheap(y)
+    wall = time.perf_counter() - t0
+    s = timing.summary(total_s=wall)
+    assert s["training_s"] >= 0.8 * wall - 0.05, s
+    assert s["evaluation_s"] <= 0.1 * wall, s

@@ -130,11 +130,20 @@ def section(name: str):
 
 
 def timed(name: str) -> Callable[[Callable], Callable]:
-    """Decorator: every call of the function is a :func:`section` ``name``."""
+    """Decorator: every call of the function is a :func:`section` ``name``.
+
+    JAX dispatches asynchronously: the arguments (e.g. the parameters a training chunk
+    just returned) may still be computing when the call starts. The wrapper waits for
+    them first (``jax.block_until_ready``), so that their computation is counted in the
+    section that launched it, not in this one."""
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def inner(*args, **kwargs):
+            if _installed and threading.current_thread() is threading.main_thread():
+                import jax
+
+                jax.block_until_ready((args, kwargs))
             with section(name):
                 return fn(*args, **kwargs)
 

@@ -405,3 +405,68 @@ def test_a_tfds_copy_from_the_wrong_files_is_rebuilt(two_datasets, tmp_path, mon
     assert deleted == [tfds_dir / "fashion_mnist", tfds_dir / "downloads" / "fashion_mnist"]
     assert _matches_raw("fashion_mnist", f, "t10k")
     np.testing.assert_array_equal(f.y, ds[("fashion_mnist", "test")].y)
+
+
+def test_concurrent_first_loads_prepare_the_dataset_once(empty_dirs, monkeypatch):
+    """Two loads racing on a fresh machine (chapters executed side by side) prepare the
+    dataset once: the second waits for the preparation lock, then reads the npz cache the
+    first wrote (without the lock both ran TFDS and the second's rename failed)."""
+    import threading
+
+    calls = []
+    rng = np.random.default_rng(0)
+    fake = {
+        "source": np.array("mnist (fake)"),
+        "x_train": rng.integers(0, 256, (6, 28, 28, 1), dtype=np.uint8),
+        "y_train": np.arange(6, dtype=np.int32),
+        "x_test": rng.integers(0, 256, (4, 28, 28, 1), dtype=np.uint8),
+        "y_test": np.arange(4, dtype=np.int32),
+    }
+
+    def slow_prepare(name):
+        calls.append(name)
+        time.sleep(0.5)  # long enough for the other thread to reach the lock
+        return {k: v.copy() for k, v in fake.items()}
+
+    monkeypatch.setattr(data, "_prepare_with_tfds", slow_prepare)
+    monkeypatch.setattr(data, "source_key", lambda name: "fakekey")
+    out = [None, None]
+
+    def load(i):
+        out[i] = data._load_raw("mnist")
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["mnist"]
+    for o in out:
+        np.testing.assert_array_equal(o["x_train"], fake["x_train"])
+        np.testing.assert_array_equal(o["y_test"], fake["y_test"])
+
+
+def test_without_the_lock_both_loads_prepare(empty_dirs, monkeypatch):
+    """Negative control for the test above: with the lock replaced by a no-op, both
+    racing loads run the preparation."""
+    import contextlib
+    import threading
+
+    calls = []
+
+    def slow_prepare(name):
+        calls.append(name)
+        time.sleep(0.5)
+        x = np.zeros((2, 28, 28, 1), np.uint8)
+        y = np.zeros(2, np.int32)
+        return {"source": np.array("fake"), "x_train": x, "y_train": y, "x_test": x, "y_test": y}
+
+    monkeypatch.setattr(data, "_prepare_with_tfds", slow_prepare)
+    monkeypatch.setattr(data, "source_key", lambda name: "fakekey")
+    monkeypatch.setattr(data, "_preparation_lock", lambda name: contextlib.nullcontext())
+    threads = [threading.Thread(target=data._load_raw, args=("mnist",)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["mnist", "mnist"]

@@ -610,12 +610,23 @@ def _load_raw(name: str) -> dict[str, np.ndarray]:
             )
             with contextlib.suppress(OSError):  # e.g. a read-only cache folder
                 path.unlink(missing_ok=True)
-    try:
-        raw = _prepare_with_tfds(name)
-    except DataUnavailableError as err:
-        if bad_cache:
-            raise type(err)(f"{err}\n  (the npz cache was bad: {bad_cache})") from err
-        raise
+    with _preparation_lock(name):
+        # another process may have prepared the dataset while this one waited
+        if not bad_cache and path.is_file():
+            with contextlib.suppress(ValueError):
+                return _read_cache(path)
+        try:
+            raw = _prepare_with_tfds(name)
+        except DataUnavailableError as err:
+            if bad_cache:
+                raise type(err)(f"{err}\n  (the npz cache was bad: {bad_cache})") from err
+            raise
+        return _finish_raw(name, path, raw)
+
+
+def _finish_raw(name: str, path: Path, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add ``pixel_mean``, ``source_key`` and ``digest`` to freshly prepared arrays and
+    write the npz cache (atomically)."""
     raw["pixel_mean"] = raw["x_train"].mean(axis=0, dtype=np.float64).astype(np.float32) / 255.0
     raw["source_key"] = np.array(source_key(name))
     raw["digest"] = np.array(_arrays_digest(raw))
@@ -628,6 +639,35 @@ def _load_raw(name: str) -> dict[str, np.ndarray]:
             stacklevel=3,
         )
     return raw
+
+
+@contextlib.contextmanager
+def _preparation_lock(name: str):
+    """Hold an exclusive inter-process lock while ``name`` is prepared (TFDS and the npz
+    cache), so that chapters executed side by side on a fresh machine do not both build
+    the same TFDS folder (TFDS's final rename fails for the second one: "Cannot rename
+    .../incomplete.XXXX ... already exists"). The lock file is
+    ``resolve_cache_dir() / f".{name}.lock"``; ``fcntl.flock``, so POSIX only (elsewhere
+    no lock is taken)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock_dir = resolve_cache_dir()
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        f = open(lock_dir / f".{name}.lock", "a")  # noqa: SIM115 - closed below
+    except OSError:  # a read-only cache folder: prepare without the lock
+        yield
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        f.close()
 
 
 def _write_cache(path: Path, raw: dict[str, np.ndarray]) -> None:

@@ -592,10 +592,17 @@ sns.move_legend(
 g.figure.suptitle(
     f"Fine-tuning after pretraining with offset b ({P.seeds} seeds, mean and 95 % band)", y=1.02
 )
-plotting.savefig(g.figure, "ch01_finetune_curves", P.profile)
-plt.show()
+plotting.figure(g.figure, "ch01_finetune_curves", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch01_finetune_curves
+# ---
+# name: fig-ch01-finetune-curves
+# alt: Fine-tuning loss against the fine-tuning step on a log axis in a grid of panels
+#   (rows same-offset and zero-offset targets, columns without and with layer norm), one
+#   line per pretraining offset b with a band over seeds, and a dotted line at the
+#   floor.
+# ---
 # Fine-tuning loss (log scale) of networks pretrained with each offset $b$; the first
 # tenth of fine-tuning is left out, as the paper leaves out its first 1,000 steps. Top:
 # the new targets keep the offset $b$; bottom: they are centred at 0. Every task is
@@ -605,6 +612,7 @@ plt.show()
 # normalisation the curves fan out with $b$ in both rows; with layer norm (right) the
 # same-offset curves stay close together, while zero-offset fine-tuning after the large
 # offsets starts at the floor and leaves it more slowly than without normalisation.
+# ```
 
 # %% [markdown]
 # ## Dose-response (Fig. 1 left, Fig. 12 right)
@@ -644,18 +652,28 @@ g.set(xticks=B)
 g.set_axis_labels("pretraining target offset b", "final fine-tuning MSE\n(last 10 steps)")
 g.set_titles("{col_name}")
 g.legend.set_title("fine-tuning targets")
-plotting.savefig(g.figure, "ch01_dose_response", P.profile)
-plt.show()
+plotting.figure(g.figure, "ch01_dose_response", P.profile)
 dose.groupby(["network", "target", "offset"])["loss"].mean().unstack("offset").round(4)
 
 # %% [markdown]
-# Final fine-tuning loss (log scale, mean and 95 % band over seeds) against the offset of
-# the pretraining targets. The fine-tuning task is equally hard for every $b$, so a flat
-# line would mean no loss of plasticity; a rising line is the paper's dose-response.
-# The dotted line is the floor (the constant predictor's loss), where nothing of the new
-# targets has been learnt. In the default run both lines rise with $b$ without
-# normalisation; layer norm flattens the same-offset line, while its zero-offset line
-# rises more steeply than without normalisation. The table gives the seed means.
+# ```{glue:figure} ch01_dose_response
+# ---
+# name: fig-ch01-dose-response
+# alt: Final fine-tuning loss against the pretraining offset b on a log axis, one panel
+#   without and one with layer norm, one line with markers per kind of fine-tuning
+#   targets with a band over seeds, and a dotted line at the floor.
+# ---
+# Final fine-tuning loss (log scale, mean and 95 % band over seeds) against the offset
+# of the pretraining targets. The fine-tuning task is equally hard for every $b$, so a
+# flat line would mean no loss of plasticity; a rising line is the paper's
+# dose-response. The dotted line is the floor (the constant predictor's loss), where
+# nothing of the new targets has been learnt. In the default run both lines rise with
+# $b$ without normalisation; layer norm flattens the same-offset line, while its
+# zero-offset line rises more steeply than without normalisation.
+# ```
+
+# %% [markdown]
+# The table above the figure gives the seed means.
 
 # %% [markdown]
 # ## Where the offset lives: the penultimate features (Figs. 14, 15)
@@ -698,17 +716,26 @@ g.set_titles(col_template="{col_name}", row_template="{row_name}")
 sns.move_legend(
     g, "lower center", bbox_to_anchor=(0.45, -0.07), ncol=len(B) + 1, title="pretraining offset b"
 )
-plotting.savefig(g.figure, "ch01_feature_spectra", P.profile)
-plt.show()
+plotting.figure(g.figure, "ch01_feature_spectra", P.profile)
 
 # %% [markdown]
-# Singular values of the penultimate feature matrix on the probe images (log scale),
-# per pretraining offset, mean and 95 % band over seeds. Without normalisation the top
+# ```{glue:figure} ch01_feature_spectra
+# ---
+# name: fig-ch01-feature-spectra
+# alt: Singular values of the penultimate features against their index on a log axis in
+#   a grid of panels (rows after pretraining and after fine-tuning, columns without and
+#   with layer norm), one line per pretraining offset b with a band over seeds.
+# ---
+# Singular values of the penultimate feature matrix on the probe images (log scale), per
+# pretraining offset, mean and 95 % band over seeds. Without normalisation the top
 # singular value climbs with $b$ while the rest of the spectrum does not follow: one
 # direction of feature space dominates. Layer norm bounds the feature norm, so
 # $\sigma_1$ barely moves, but the rest of the spectrum sinks with $b$; where it drops
 # to about $10^{-7}$ the feature matrix has lost rank (numerically zero singular
 # values). The bottom row shows the spectra after fine-tuning on zero-offset targets.
+# ```
+
+# %% [markdown]
 # The table below gives the share of penultimate units that are dead (zero on every
 # probe image), seed means: the rank loss of the layer-norm features is dead units.
 
@@ -793,10 +820,17 @@ handles = [
     plt.Line2D([], [], color="grey", ls=":", label="mean of the targets last trained on"),
 ]
 g.figure.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.08), ncol=2)
-plotting.savefig(g.figure, "ch01_top_direction_vs_bias", P.profile)
-plt.show()
+plotting.figure(g.figure, "ch01_top_direction_vs_bias", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch01_top_direction_vs_bias
+# ---
+# name: fig-ch01-top-direction-vs-bias
+# alt: Contribution to the output against the pretraining offset b in a grid of panels
+#   (rows after pretraining and after fine-tuning, columns without and with layer norm),
+#   lines with markers for the top feature direction and the final-layer bias with a
+#   band over seeds, and a dotted line at the mean of the targets.
+# ---
 # Mean over the probe images of the output carried by the top singular direction of
 # the features, $\frac1n\sum_i (F v_1 v_1^\top w)_i$, and the final-layer bias $c$,
 # against the pretraining offset; the dotted line is the mean of the targets the network
@@ -807,6 +841,7 @@ plt.show()
 # (bottom, its own y-scale) the top direction's contribution is back near zero; in the
 # layer-norm networks pretrained with large offsets a small positive bias and a
 # negative top-direction contribution cancel.
+# ```
 
 # %% [markdown]
 # ### Without Adam's step bound: plain SGD
@@ -870,10 +905,17 @@ axes[1].set(
     xlabel="", ylabel=f"share of b = {B[-1]:g}", title=f"After pretraining on b = {B[-1]:g}"
 )
 fig.suptitle(f"No normalization: Adam vs plain SGD ({P.seeds} seeds)", y=1.03)
-plotting.savefig(fig, "ch01_sgd_control", P.profile)
-plt.show()
+plotting.figure(fig, "ch01_sgd_control", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch01_sgd_control
+# ---
+# name: fig-ch01-sgd-control
+# alt: Two panels. Left, pretraining loss against the step on a log axis, one line per
+#   optimiser and offset with a band over seeds. Right, one point per seed for the share
+#   of the offset carried by the top feature direction and by the final-layer bias, per
+#   optimiser, with a dotted line at the whole offset.
+# ---
 # Left: pretraining loss (log scale, mean and 95 % band over seeds) with Adam and with
 # plain SGD at the learning rate chosen on $b = 0$, for $b = 0$ and $b = b_\text{max}$.
 # Right: after pretraining on $b = b_\text{max}$, the share of the offset carried by the
@@ -882,6 +924,7 @@ plt.show()
 # nothing bounds the bias's steps, so a small bias share means the network chose to
 # carry the offset in its features (`ch1.bias_under_sgd`). A seed that diverged has no
 # curve past its divergence and no point on the right.
+# ```
 
 # %% [markdown]
 # ## Mean, not scale (Fig. 16)
@@ -954,10 +997,18 @@ fig.suptitle(
     f"({P.seeds} seeds, mean and 95 % band)",
     y=1.03,
 )
-plotting.savefig(fig, "ch01_mean_not_scale", P.profile)
-plt.show()
+plotting.figure(fig, "ch01_mean_not_scale", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch01_mean_not_scale
+# ---
+# name: fig-ch01-mean-not-scale
+# alt: Two panels. Left, final fine-tuning loss on zero-mean targets against the
+#   pretraining magnitude (offset b or scale alpha) on a log axis, one line with markers
+#   per kind of pretraining targets with a band over seeds. Right, fine-tuning loss
+#   against the step on a log axis for three pretraining conditions with a band over
+#   seeds.
+# ---
 # Left: final loss of fine-tuning on zero-mean targets ($b = 0$, $\alpha = 0$) after
 # pretraining either on targets with offset $b$ or on zero-mean targets whose smooth
 # part is scaled by $\alpha$ (networks without normalisation). Equal $b$ and $\alpha$
@@ -965,6 +1016,7 @@ plt.show()
 # If only the mean mattered, the $\alpha$ line would stay at the level of its first
 # point. Right: the fine-tuning curves behind the largest magnitudes (log scale),
 # with $b = \alpha = 0$ pretraining for reference.
+# ```
 
 # %% [markdown]
 # ## Claim checks

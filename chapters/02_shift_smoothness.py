@@ -443,16 +443,23 @@ for ax in grid.axes.flat:
 grid.figure.suptitle(
     f"End-of-iteration training accuracy, {P.seeds} seeds (mean and 95 % band)", y=1.03
 )
-plotting.savefig(grid.figure, "ch02_trajectories", P.profile)
-plt.show()
+plotting.figure(grid.figure, "ch02_trajectories", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch02_trajectories
+# ---
+# name: fig-ch02-trajectories
+# alt: Accuracy on the current labels against the fraction of the training budget, one
+#   panel per activation, one line per re-randomised fraction epsilon with a band over
+#   seeds, and a dotted line at chance.
+# ---
 # Each line follows one fraction $\epsilon$ through the same budget of optimiser steps
 # and the same total number of re-drawn labels; a point is the accuracy on the current
 # labels just before a relabelling (for $\epsilon = 1$ one point per iteration; for
 # $\epsilon = 0.01$ the iteration ends that fall on the evaluation grid). Look at how
 # steeply each line falls in the second half of the budget, and whether the
 # $\epsilon = 0.01$ line stays level. The dotted line is chance.
+# ```
 
 # %% [markdown]
 # ## Figure: plasticity of the final networks against the fraction re-randomised
@@ -511,16 +518,24 @@ axes[1].set(
     title="Final networks (points) and fresh networks (dashed)",
 )
 plotting.reference_line(axes[1], 100 / C)
-plotting.savefig(fig, "ch02_plasticity_measure_vs_eps", P.profile)
-plt.show()
+plotting.figure(fig, "ch02_plasticity_measure_vs_eps", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch02_plasticity_measure_vs_eps
+# ---
+# name: fig-ch02-plasticity-measure-vs-eps
+# alt: Two panels against the fraction epsilon on a log axis, points with interval bars,
+#   one line per activation. Left, accuracy relative to a fresh network with a dotted
+#   line at parity. Right, the final networks' accuracy with dashed lines at the fresh
+#   networks and a dotted line at chance.
+# ---
 # Each point is the mean over seeds (bars: 95 % interval) for the network trained through
 # the whole budget with fraction $\epsilon$. Left: a line falling to the right means that
 # sudden shifts cost more plasticity than gradual ones for the same budget and the same
 # total amount of relabelling; the dotted line is a network as plastic as a fresh one.
 # Right: the accuracies behind the ratio; the dashed lines are the fresh networks of each
 # activation, the dotted line chance.
+# ```
 
 # %% [markdown]
 # ## Figure: final accuracy against the fraction re-randomised
@@ -563,15 +578,22 @@ ax.set(
     title="Accuracy on the current labels, last 10 % of the budget",
 )
 plotting.reference_line(ax, 100 / C)
-plotting.savefig(fig, "ch02_final_accuracy_vs_eps", P.profile)
-plt.show()
+plotting.figure(fig, "ch02_final_accuracy_vs_eps", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch02_final_accuracy_vs_eps
+# ---
+# name: fig-ch02-final-accuracy-vs-eps
+# alt: End-of-run accuracy against the fraction epsilon on a log axis, one line of
+#   points with interval bars per activation, drawn slightly apart, and a dotted line at
+#   chance.
+# ---
 # Each point is the mean over seeds (bars: 95 % interval) of a network's accuracy on its
 # current labels at the end of the run (the activations are drawn slightly apart along
 # the axis so that their bars do not overlap). A line falling to the right means that sudden
 # shifts cost more plasticity than gradual ones for the same budget and the same total
 # amount of relabelling.
+# ```
 
 # %%
 at_first = schedule.eval_index(schedule.iteration_steps)
@@ -677,10 +699,16 @@ grid.figure.supxlabel(
 grid.figure.suptitle(
     "Final accuracy by the age of the label (mean and 95 % interval over seeds)", y=1.03
 )
-plotting.savefig(grid.figure, "ch02_accuracy_by_label_age", P.profile)
-plt.show()
+plotting.figure(grid.figure, "ch02_accuracy_by_label_age", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch02_accuracy_by_label_age
+# ---
+# name: fig-ch02-accuracy-by-label-age
+# alt: Final accuracy against the age of the label (binned), one panel per activation,
+#   points with interval bars, one line per fraction epsilon, and a dotted line at
+#   chance.
+# ---
 # Each point is the final network's accuracy on the images whose label was last re-drawn
 # the given number of iterations before the end of the run (a label never re-drawn since
 # the start is as old as the whole budget). $\epsilon = 1$ has a single age (every label
@@ -689,6 +717,7 @@ plt.show()
 # lost plasticity shows as old labels missed too. Compare the small fractions, at the
 # same age (a half to one iteration), with the $\epsilon = 1$ network, whose labels have
 # all had a whole iteration to be fitted.
+# ```
 
 # %%
 first_act = ACT_NAMES[P.activations[0]]
@@ -978,12 +1007,14 @@ display(Markdown("\n".join(lines)))
 # %% [markdown]
 # **Why the measure changed.** With the short iterations of the earlier version of this
 # chapter, a fraction re-drawn every few steps left many labels barely fitted at every
-# evaluation: the label-age figure shows such a *tracking lag* (the youngest labels are
+# evaluation: {numref}`fig-ch02-accuracy-by-label-age` shows such a *tracking lag* (the
+# youngest labels are
 # fitted at a lower rate than the older ones), and it lowers the accuracy on the current
 # labels of the small fractions without any loss of plasticity. The plasticity measure
 # asks the paper's §2.2 question instead — how well do the final parameters fit a *new*
 # labelling, compared with a fresh network — so a lag on the old stream does not enter
-# it. The longer iterations shrink the lag as well (compare the label-age figure with
+# it. The longer iterations shrink the lag as well (compare
+# {numref}`fig-ch02-accuracy-by-label-age` with
 # the tables above).
 #
 # **What the paper profile would change.** It restores the CNN, CIFAR-10 and 40

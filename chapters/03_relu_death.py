@@ -521,15 +521,22 @@ for ax, (metric, label) in zip(axes, panels):
     ax.set(xlabel="step (0 = label switch)", ylabel=label)
 axes[0].legend(title=None, loc="center left")
 fig.suptitle(f"Around the switch, Adam state carried over ({P.seeds} seeds, mean and 95 % band)")
-plotting.savefig(fig, "ch03_two_phases", P.profile)
-plt.show()
+plotting.figure(fig, "ch03_two_phases", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch03_two_phases
+# ---
+# name: fig-ch03-two-phases
+# alt: Three panels against the step around the label switch (probe cross-entropy,
+#   predictive entropy, dead-unit fraction), one line per network with a band over
+#   seeds, and a dashed line at the switch.
+# ---
 # From the last 50 steps of the first labelling (left of the dashed line) through the
 # erasing window (the first tenth of the new task). The loss on the new labels starts
 # high; the predictive entropy, near zero on the memorised labelling, climbs towards
 # $\log 10 \approx 2.3$ nats; the dead-unit fraction jumps within the first steps after
 # the switch.
+# ```
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharex=True, layout="constrained")
@@ -544,14 +551,20 @@ for ax, (metric, label) in zip(axes, panels):
     ax.set(xscale="log", xlabel="step after the switch (log scale)", ylabel=label)
 axes[0].legend(title=None, loc="upper right")
 fig.suptitle("The whole second task (dotted: pre-switch values)")
-plotting.savefig(fig, "ch03_two_phases_whole_task", P.profile)
-plt.show()
+plotting.figure(fig, "ch03_two_phases_whole_task", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch03_two_phases_whole_task
+# ---
+# name: fig-ch03-two-phases-whole-task
+# alt: The same three quantities against the step after the switch on a log axis, one
+#   line per network with a band over seeds, and dotted lines at the pre-switch values.
+# ---
 # The same quantities over the whole second task, on a logarithmic step axis; the dotted
 # lines are the pre-switch values. After its peak the entropy falls again as the network
 # fits the new labels (the second phase), and the dead fraction comes down from its early
 # maximum, though not necessarily to where it was before the switch.
+# ```
 
 # %% [markdown]
 # ## Figure: preactivation shift and same-direction gradients (Fig. 2 middle)
@@ -589,16 +602,24 @@ ax.set(
     title="One-signed preactivation updates",
 )
 ax.legend(title=None)
-plotting.savefig(fig, "ch03_preactivations_same_direction", P.profile)
-plt.show()
+plotting.figure(fig, "ch03_preactivations_same_direction", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch03_preactivations_same_direction
+# ---
+# name: fig-ch03-preactivations-same-direction
+# alt: Two panels. Left, quantile bands and the median of the first-layer preactivations
+#   against the step around the switch, with a dashed line at the switch. Right, the
+#   fraction of first-layer units with one-signed updates against the step on a log
+#   axis, one line per direction with a band over seeds.
+# ---
 # Left: quantiles of the first-layer preactivations of the one-hidden-layer MLP, pooled
 # over the units and the first 64 probe images (mean over seeds), around the switch.
 # Right: the fraction of first-layer units whose gradient step lowers (or raises) the
 # preactivation of *every* probe image, over the whole second task. The early burst of
 # one-signed updates, and its fading as the network starts to fit the new labels, is
 # the paper's Fig. 2 (middle).
+# ```
 
 # %% [markdown]
 # ### With centred inputs
@@ -629,18 +650,26 @@ handles, names = axes[0].get_legend_handles_labels()
 axes[0].get_legend().remove()
 fig.legend(handles, names, loc="outside lower center", ncols=4, title=None)
 fig.suptitle(f"One-signed first-layer updates, {shallow.name}: raw and centred inputs")
-plotting.savefig(fig, "ch03_same_direction_centred", P.profile)
-plt.show()
+plotting.figure(fig, "ch03_same_direction_centred", P.profile)
 
 # %% [markdown]
-# Left: the claim's network on raw pixels (the right panel above, with the sum of the two
-# directions added); right: the same network and protocol on centred pixels. Compare the
-# level of the "either" curve late in the task, where the raw-pixel network sits high for
+# ```{glue:figure} ch03_same_direction_centred
+# ---
+# name: fig-ch03-same-direction-centred
+# alt: Two panels (raw and centred pixels) of the fraction of first-layer units with
+#   one-signed updates against the step after the switch on a log axis, one line per
+#   kind of update with a band over seeds.
+# ---
+# Left: the claim's network on raw pixels (the right panel of
+# {numref}`fig-ch03-preactivations-same-direction`, with the sum of the two directions
+# added); right: the same network and protocol on centred pixels. Compare the level of
+# the "either" curve late in the task, where the raw-pixel network sits high for
 # geometric reasons, and the early burst of units lowered on every input. With inputs
 # centred over the training set, $\sum_n \langle g_i, x_n\rangle$ is close to zero on
-# the probe batch for every $g_i$, so the weight part of the update alone can hardly have
-# one sign on every input; the curve with the bias update included (which shifts every
-# preactivation of the unit by the same amount) is the one to compare there.
+# the probe batch for every $g_i$, so the weight part of the update alone can hardly
+# have one sign on every input; the curve with the bias update included (which shifts
+# every preactivation of the unit by the same amount) is the one to compare there.
+# ```
 
 # %% [markdown]
 # ## Figure: linearized units per activation (Fig. 2 right)
@@ -664,10 +693,17 @@ axes[0, 0].set_title("Around the switch")
 axes[0, 1].set_title("The whole second task")
 arch = "MLP" if P.panel_arch == "mlp" else "CNN"
 fig.suptitle(f"Linearized units of the deep {arch} (all hidden layers), Adam state carried over")
-plotting.savefig(fig, "ch03_linearized_units", P.profile)
-plt.show()
+plotting.figure(fig, "ch03_linearized_units", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch03_linearized_units
+# ---
+# name: fig-ch03-linearized-units
+# alt: A two-by-two grid of the fraction of linearized units against the step (left
+#   around the switch, right the whole second task on a log axis), one row per
+#   criterion, one line per activation with a band over seeds, and a dashed line at the
+#   switch.
+# ---
 # The fraction of hidden units that act linearly on the whole probe batch, for the three
 # activations (all hidden layers of the deep network pooled). Top row: the criterion of
 # the claim, the same for every activation ($R^2 \ge$ `0.99` of the linear fit of $\phi(z)$
@@ -676,6 +712,7 @@ plt.show()
 # input; for Leaky ReLU, units of one sign on every input; for GELU, units whose slope
 # barely changes over the batch. For ReLU and Leaky ReLU the two rows differ only by the
 # units with a small share of inputs on the other side of zero.
+# ```
 
 # %% [markdown]
 # ## Figure: with and without the Adam reset (Fig. 18)
@@ -699,14 +736,21 @@ for ax, (metric, label, relative) in zip(axes.ravel(), fig18):
     ax.axhline(1.0 if relative else pre_switch.mean(), color="grey", ls=":", lw=1.2)
     ax.set(xscale="log", xlabel="step after the switch (log scale)", ylabel=label)
 fig.suptitle(f"{shallow.name} after the switch (dotted: pre-switch value)")
-plotting.savefig(fig, "ch03_fig18_adam_reset", P.profile)
-plt.show()
+plotting.figure(fig, "ch03_fig18_adam_reset", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch03_fig18_adam_reset
+# ---
+# name: fig-ch03-fig18-adam-reset
+# alt: Six panels (logit, feature and final-layer weight norms, entropy, dead units,
+#   probe loss) against the step after the switch on a log axis, one line per Adam-state
+#   variant with a band over seeds, and dotted lines at the pre-switch values.
+# ---
 # The one-hidden-layer MLP of Fig. 18, with the Adam state carried over (the paper's top
 # row) and reset at the switch (bottom row), overlaid. The feature norm and the
 # final-layer weight norm are shown relative to their pre-switch values, so their
 # relative falls can be compared directly: the claim is that the features shrink more.
+# ```
 
 # %% [markdown]
 # ## Claim checks
@@ -1186,7 +1230,8 @@ carried over.
 # * *Same-direction gradients.* The claim counts units moved the same way in *either*
 #   direction, as fixed in the issue. With non-negative, strongly overlapping MNIST
 #   images, the gradient of a unit easily has one sign against every image, whatever the
-#   phase of training; the centred-inputs figure shows how much of the late-task level is
+#   phase of training; {numref}`fig-ch03-same-direction-centred` shows how much of the
+#   late-task level is
 #   geometry. The burst of units *lowered* on every input is brief (a few steps), so a
 #   50-step window dilutes it.
 # * *Linearized units.* The $R^2$ criterion treats every activation alike. For ReLU and

@@ -550,29 +550,38 @@ fig.suptitle(
     f"seed {seed_list[seed_shown]}",
     fontweight="bold",
 )
-plotting.savefig(fig, "ch04_entk_grid", P.profile)
-plt.show()
+plotting.figure(fig, "ch04_entk_grid", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch04_entk_grid
+# ---
+# name: fig-ch04-entk-grid
+# alt: A grid of heat maps, one column per network. Top row gradient cosines, bottom row
+#   the eNTK scaled and clipped, inputs sorted by class with grid lines between the
+#   classes, on one red-blue colour scale.
+# ---
 # Each column is one network; rows and columns of every matrix are the same 64 images,
 # sorted by their true class (grid lines separate the classes, tick labels name them).
 # Top: cosine similarity of the gradients of two inputs (red = the two inputs pull the
 # parameters the same way, blue = opposite ways), on one colour scale for all four
 # networks. Bottom: the eNTK divided by $q_{99}$, the 99th percentile of its absolute
 # entries, and clipped, so that the structure stays visible when a few inputs have huge
-# gradients (the titles give $q_{99}$ and $\max|K|$). What to see, in the default run:
-# at initialisation (a) the cosines are moderate and weakly structured by class; after
-# training on offset targets (b) almost every pair of inputs shares one gradient
-# direction (a uniformly red cosine matrix: the rank-1 part); after ten random-label
-# tasks the ReLU network (c) has collapsed further — nearly all cosines are close to 1,
-# except for a few inputs whose gradients are orders of magnitude larger and point
-# elsewhere (the pale stripes); its eNTK is almost a constant matrix, §3.3's example
-# of a network that ignores its input and only adds a learnable constant
-# ($G_\theta = c\mathbf{1}$, with $\mathbf{1}$ the all-ones matrix) — while the
+# gradients (the titles give $q_{99}$ and $\max|K|$).
+# ```
+
+# %% [markdown]
+# What to see, in the default run: at initialisation (a) the cosines are moderate and
+# weakly structured by class; after training on offset targets (b) almost every pair of
+# inputs shares one gradient direction (a uniformly red cosine matrix: the rank-1 part);
+# after ten random-label tasks the ReLU network (c) has collapsed further — nearly all
+# cosines are close to 1, except for a few inputs whose gradients are orders of
+# magnitude larger and point elsewhere (the pale stripes); its eNTK is almost a constant
+# matrix, §3.3's example of a network that ignores its input and only adds a learnable
+# constant ($G_\theta = c\mathbf{1}$, with $\mathbf{1}$ the all-ones matrix) — while the
 # Leaky-ReLU network (d) shows a milder, striped pattern: groups of inputs that
-# interfere strongly with each other and weakly with the rest, and an eNTK dominated
-# by a few inputs. The panel titles give the summaries for this seed; the next figure and
-# the claims give them over all seeds.
+# interfere strongly with each other and weakly with the rest, and an eNTK dominated by
+# a few inputs. The panel titles give the summaries for this seed;
+# {numref}`fig-ch04-summaries` and the claims give them over all seeds.
 
 # %% [markdown]
 # ## Figure: the summaries, trained vs initialisation
@@ -635,10 +644,16 @@ g.figure.suptitle(
     y=1.03,
 )
 sns.move_legend(g, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, title=None)
-plotting.savefig(g.figure, "ch04_summaries", P.profile)
-plt.show()
+plotting.figure(g.figure, "ch04_summaries", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch04_summaries
+# ---
+# name: fig-ch04-summaries
+# alt: A grid of bar charts, one column per eNTK summary and one row per kernel (all
+#   parameters, without biases), grey and red bars per network for the initialisation
+#   and the trained network with interval bars, and one dot per seed.
+# ---
 # Bars are means over seeds with 95 % intervals, dots are seeds; grey is each network
 # at its own initialisation, red the trained network. Top row: the eNTK over all
 # parameters (the kernel of the claims); bottom row: the same kernel without the biases
@@ -649,6 +664,7 @@ plt.show()
 # than the weights alone do. The top row holds the numbers behind the claims
 # `ch4.offset_rank_one` (first panel), `ch4.interference`, `ch4.gradnorm_spread` and
 # `ch4.relu_worse`.
+# ```
 
 
 # %%
@@ -795,10 +811,16 @@ fig.suptitle(
     f"{P.seeds} seeds, mean and 95 % band",
     fontweight="bold",
 )
-plotting.savefig(fig, "ch04_trajectories", P.profile)
-plt.show()
+plotting.figure(fig, "ch04_trajectories", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch04_trajectories
+# ---
+# name: fig-ch04-trajectories
+# alt: Three rows (pathology score, SGD probe loss, Adam probe loss) against the
+#   checkpoint, left for the offset-target run and right for the random-label runs, one
+#   line per network with a band over seeds, and a dotted line at the no-fit level.
+# ---
 # Top: the pathology score of the cosine matrix (0 = flat spectrum, 1 = every input's
 # gradient along one direction); middle and bottom: the probe loss with SGD and with Adam
 # — how far each checkpoint remains from fitting a fresh high-frequency perturbation of
@@ -806,6 +828,7 @@ plt.show()
 # at all; a diverged SGD probe is drawn at 1). Checkpoint 0 is the initialisation. What to
 # see: whether the pathology score and the probe losses rise together, and whether the
 # two optimisers agree on which checkpoints lost plasticity.
+# ```
 
 
 # %%
@@ -863,15 +886,22 @@ fig.suptitle(
     f"{n_ckpt} checkpoints x {P.seeds} seeds (a diverged SGD probe drawn at 1)",
     fontweight="bold",
 )
-plotting.savefig(fig, "ch04_diagnostic_scatter", P.profile)
-plt.show()
+plotting.figure(fig, "ch04_diagnostic_scatter", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch04_diagnostic_scatter
+# ---
+# name: fig-ch04-diagnostic-scatter
+# alt: Two scatter plots (SGD and Adam probes) of the probe loss against the pathology
+#   score, one point per checkpoint and seed, coloured and marked by run, with a dotted
+#   line at the no-fit level.
+# ---
 # Every checkpoint of every seed, coloured by run; left the SGD probe (the claim's),
 # right the Adam probe. The pre-registered statistic is the Spearman correlation between
 # the two axes over the checkpoints of one seed (all three runs pooled), averaged over
 # seeds; a perfect diagnostic would order the points monotonically from bottom left to
 # top right.
+# ```
 
 # %% [markdown]
 # **Exploratory (not a claim).** Where does the diagnostic work and where does it fail?
@@ -1144,11 +1174,12 @@ last three rows are the kernel without biases):
 # **Reading.** The numbers above are this run's; the scorecard gives the verdicts of
 # the held-out-seed and Fashion-MNIST runs beside them. Three things to read them by.
 # First, the cosine matrix and the raw kernel can disagree: a few inputs whose gradients
-# are orders of magnitude larger than the rest (the pale stripes of the grid figure) make
+# are orders of magnitude larger than the rest (the pale stripes of
+# {numref}`fig-ch04-entk-grid`) make
 # the raw kernel look diagonal + rank one or low-rank by themselves, while the cosine
 # matrix weighs every input alike, which is why the claims use it. Second, the bias
 # parameters: the head bias adds the same constant to every entry of $K$, and the
-# bottom row of the summaries figure shows how much of the apparent collapse survives
+# bottom row of {numref}`fig-ch04-summaries` shows how much of the apparent collapse survives
 # without it. Third, the diagnostic: the probe asks a checkpoint to move its outputs by a
 # fresh high-frequency perturbation, and the two optimisers can rate the same checkpoint
 # differently; Adam normalises every parameter's step, so its progress is not governed

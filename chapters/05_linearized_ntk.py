@@ -130,7 +130,7 @@
 #    rather than $P_{>k}^\top$. Without it a dead unit's incoming weights would receive
 #    gradient. The rank bound survives (it only needs $\Sigma$ to be some
 #    $d_0 \times d_0$ matrix), but the kernel itself is wrong unless every slope is 1;
-#    the first figure below measures how wrong.
+#    {numref}`fig-ch05-closed-form-error` measures how wrong.
 # 3. **A dropped $M_\phi$.** In the vectorised derivation the line
 #    $\big(\prod_{l=k+1}^{L} M_\phi^l W^l\big)[i] \, \big(\prod_{l=1}^{k-1} W^l x\big)[j]$
 #    drops the slope matrices from the second product; the next line restores them
@@ -571,15 +571,22 @@ g.set_axis_labels(
 g.set_titles("width {col_name}")
 g.figure.suptitle("Closed-form vs autodiff eNTK in float64 (all patterns and input ranks)", y=1.04)
 sns.move_legend(g, "upper center", bbox_to_anchor=(0.45, 0.0), ncol=2, title=None)
-plotting.savefig(g.figure, "ch05_closed_form_error", P.profile)
-plt.show()
+plotting.figure(g.figure, "ch05_closed_form_error", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch05_closed_form_error
+# ---
+# name: fig-ch05-closed-form-error
+# alt: Relative error of the closed-form eNTK against autodiff on a log axis, against
+#   the depth, one panel per width, one point per random network for the corrected and
+#   the printed form, and a dotted line at the claim threshold.
+# ---
 # Each point is one random network (zombie, dead, leaky and bottleneck patterns, input
 # ranks pooled). The corrected closed form (blue) sits at float64 round-off at every
 # depth and width, orders of magnitude below the claim's threshold (dotted). The
 # formula as printed (orange) agrees only for the all-zombie networks, the points at
 # the bottom; with dead or leaky units its error is far above the threshold.
+# ```
 
 # %% [markdown]
 # ## The rank of the kernel
@@ -684,10 +691,16 @@ ax.set(
     title=f"eNTK spectra on the same {P.n_inputs} inputs (depth {depth}, width {width})",
 )
 ax.legend(title=None, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
-plotting.savefig(fig, "ch05_spectra", P.profile)
-plt.show()
+plotting.figure(fig, "ch05_spectra", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch05_spectra
+# ---
+# name: fig-ch05-spectra
+# alt: Normalised eNTK eigenvalues against their index on a log axis, one line with
+#   markers per network (three linearized, one nonlinear ReLU), a dotted vertical line
+#   at rank X and a dashed horizontal line at the rank tolerance.
+# ---
 # The three linearized networks (zombie, dead, leaky slopes) have exactly
 # $\operatorname{rank} X$ eigenvalues above the tolerance; the rest sit at float64
 # round-off, many orders of magnitude lower. The genuinely nonlinear ReLU network
@@ -696,6 +709,7 @@ plt.show()
 # that of the data. Note also how steeply the linearized spectra fall within their
 # first $\operatorname{rank} X$ eigenvalues: non-negative inputs and positive weights
 # make one direction dominate.
+# ```
 
 # %% [markdown]
 # ### Dead units in a bottleneck
@@ -767,10 +781,16 @@ ax.set(
     title=f"Per-layer eNTK ranks with $b$ live units in a bottleneck (depth {d})",
 )
 ax.legend(title="live units $b$ / full eNTK", fontsize=9, loc="center left")
-plotting.savefig(fig, "ch05_bottleneck_ranks", P.profile)
-plt.show()
+plotting.figure(fig, "ch05_bottleneck_ranks", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch05_bottleneck_ranks
+# ---
+# name: fig-ch05-bottleneck-ranks
+# alt: Numerical rank of each per-layer kernel against the weight matrix, one line with
+#   markers per number of live units b, a star for the full eNTK, a dashed line at rank
+#   X and a shaded region over the layers above the bottleneck.
+# ---
 # Lines: the rank of each per-layer kernel $K_k$ (the gradient Gram matrix of $W^k$
 # alone) in the deepest bottleneck networks, one line per number of live units $b$.
 # The kernels of the weight matrices above the bottleneck (shaded) have rank exactly
@@ -778,6 +798,7 @@ plt.show()
 # $\operatorname{rank} X$, and so does their sum, the full eNTK (star). Dead units
 # constrain how the upper layers can change the function, but not the rank of the
 # kernel as a whole.
+# ```
 
 # %%
 bottleneck_columns = {
@@ -926,14 +947,20 @@ ax.set(
     title=f"MNIST ({P.n_train} images, true labels), MLP {P.width}×{P.depth}: {P.seeds} seeds",
 )
 ax.legend(title=None)
-plotting.savefig(fig, "ch05_zombie_learning_curves", P.profile)
-plt.show()
+plotting.figure(fig, "ch05_zombie_learning_curves", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch05_zombie_learning_curves
+# ---
+# name: fig-ch05-zombie-learning-curves
+# alt: Training cross-entropy against the Adam step on a log axis, one line per
+#   initialisation with a band over seeds.
+# ---
 # Mean training loss over each window of `log_every` minibatches, with a 95 % band
 # over seeds. The absolute-value initialisation starts far higher (its outputs are
 # sums of positive terms, so its logits are huge) and stays above the normal
 # initialisation over the whole run, although it does keep learning.
+# ```
 
 # %%
 labels = {"normal": "normal init", "abs": r"$|\theta|$ init"}
@@ -976,16 +1003,22 @@ ax.set(
     title="Zombie units during training",
 )
 ax.legend(fontsize=9, loc="center right")
-plotting.savefig(fig, "ch05_zombie_fraction", P.profile)
-plt.show()
+plotting.figure(fig, "ch05_zombie_fraction", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch05_zombie_fraction
+# ---
+# name: fig-ch05-zombie-fraction
+# alt: Share of linearized units against the Adam step, colour for the initialisation
+#   and line style for the hidden layer, with a band over seeds.
+# ---
 # Share of units whose preactivation is positive on every probe image (a ReLU zombie),
 # per hidden layer, mean and 95 % band over seeds. From the absolute-value
 # initialisation every unit of both layers starts as a zombie; the first hidden layer
 # (solid) regains its nonlinearity early in training, while the second (dashed) stays
 # almost entirely linearized for the whole run. The normally initialised network starts
 # with no zombies and accumulates a few as it trains on these non-negative inputs.
+# ```
 
 # %%
 erank = (
@@ -1232,7 +1265,7 @@ display(Markdown(findings))
 # non-negative inputs make every logit a sum of positive terms, so part of the early
 # decrease is the network shrinking those logits. The first hidden layer of the
 # absolute-value network regains its nonlinearity early while the second stays
-# linearized (the zombie-fraction figure), consistent with the figure's focus on the
+# linearized ({numref}`fig-ch05-zombie-fraction`), consistent with the figure's focus on the
 # second layer. The paper's exact toy (width, depth, learning rate, subset size) is not
 # specified. A deeper network (the `paper` profile, 512 × 4) multiplies the logit blow-up
 # of the absolute-value initialisation layer by layer; we have not run it.

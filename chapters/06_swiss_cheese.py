@@ -723,7 +723,8 @@ if P.independence:
 # only how good a starting point the parameters are (§2.2), and every arm with the same
 # normalisation is measured in one compiled program. The accuracy gap (fresh minus final,
 # in points; above 0: plasticity lost) and the loss ratio (final over fresh; above 1:
-# plasticity lost) are shown in a figure below. The networks of stream N are measured
+# plasticity lost) are shown in {numref}`fig-ch06-plasticity-measure`. The networks of
+# stream N are measured
 # the same way.
 
 
@@ -838,9 +839,14 @@ for j, (panel, arms) in enumerate(PANELS.items()):
 integer_ticks(axes)
 fig.suptitle(f"End-of-task training accuracy, {P.seeds} seeds (mean and 95 % band)", y=1.0)
 fig.tight_layout()
-plotting.savefig(fig, "ch06_fig4_interventions", P.profile)
-plt.show()
+plotting.figure(fig, "ch06_fig4_interventions", P.profile)
 # %% [markdown]
+# ```{glue:figure} ch06_fig4_interventions
+# ---
+# name: fig-ch06-fig4-interventions
+# alt: A grid of end-of-task accuracy against the task, one row per task family and one
+#   column per group of interventions, one line per intervention with a band over seeds.
+# ---
 # Rows are the task families, columns the three groups of interventions of Fig. 4; every
 # panel has its own y-axis (ending just above full accuracy), and LN+L2 (red) is the
 # reference in each. Read each line from left to right: a network that loses plasticity
@@ -850,6 +856,7 @@ plt.show()
 # easier for the same network, and arms near full accuracy there cannot show a decline
 # (the claims' ceiling guards mark those parts uninformative). In the right-hand column
 # every arm has layer normalisation and no L2.
+# ```
 
 # %% [markdown]
 # ## What the accuracy ceiling hides: end-of-task loss
@@ -871,32 +878,44 @@ def family_panels(key: str, ylabel: str, **subplots):
 
 
 fig = family_panels("loss", "end-of-task training loss (log scale)")
-plotting.savefig(fig, "ch06_end_of_task_loss", P.profile)
-plt.show()
+plotting.figure(fig, "ch06_end_of_task_loss", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch06_end_of_task_loss
+# ---
+# name: fig-ch06-end-of-task-loss
+# alt: End-of-task training loss against the task on a log axis, one panel per task
+#   family, one line per intervention with a band over seeds.
+# ---
 # The cross-entropy over each task's whole training set after its last step, on a log
 # scale (each panel has its own scale). Where arms fit their tasks (nearly) completely,
 # the loss still shows how far each network gets within the step budget: a network that
 # learns more slowly on later tasks ends them at a higher loss. Read the trend of each
 # line from left to right. The claims below use accuracy, as fixed in advance; this
 # figure is descriptive.
+# ```
 
 # %% [markdown]
 # ## Parameter norm over tasks
 
 # %%
 fig = family_panels("param_norm", r"parameter norm $\|\theta\|_2$ (log scale)", sharey=True)
-plotting.savefig(fig, "ch06_param_norm", P.profile)
-plt.show()
+plotting.figure(fig, "ch06_param_norm", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch06_param_norm
+# ---
+# name: fig-ch06-param-norm
+# alt: Parameter norm against the task on a shared log axis, one panel per task family,
+#   one line per intervention with a band over seeds.
+# ---
 # The norm of all parameters at the end of each task (log scale). Arms without L2 are
 # free to grow their norm from task to task; L2 and LN+L2 pull it back, and the
 # weight-norm constraint keeps the weight matrices at their initial norms by
 # construction, so only its biases move. Normalised networks can let their weights grow
 # without changing their output, because a normalised layer does not depend on the
 # scale of its incoming weights (App. F).
+# ```
 
 # %% [markdown]
 # ## Figure 7: learning curves early and late
@@ -930,14 +949,21 @@ for i, (family, label) in enumerate(FAMILIES.items()):
 plotting.plain_log_y(axes)
 axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
 fig.tight_layout()
-plotting.savefig(fig, "ch06_fig7_learning_curves", P.profile)
-plt.show()
+plotting.figure(fig, "ch06_fig7_learning_curves", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch06_fig7_learning_curves
+# ---
+# name: fig-ch06-fig7-learning-curves
+# alt: Training loss against the step within a task on a log axis, one row per task
+#   family and one column for the baseline and for LN+L2, one line per task shown with a
+#   band over seeds.
+# ---
 # Each curve is the mean cross-entropy on the minibatches of a window of `log_every`
 # steps (plotted at the window's end), for the first two and the last two
 # tasks. A network that loses plasticity shows it as a curve that falls more slowly on
 # later tasks (a shallower curve, App. D.1), not necessarily as a higher plateau.
+# ```
 
 # %% [markdown]
 # ## Figure 5 (left): LN+L2 across the §4.2 modes
@@ -965,15 +991,21 @@ integer_ticks(axes)
 axes[1, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
 fig.suptitle("LN+L2 in the §4.2 modes", y=1.0)
 fig.tight_layout()
-plotting.savefig(fig, "ch06_fig5_modes", P.profile)
-plt.show()
+plotting.figure(fig, "ch06_fig5_modes", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch06_fig5_modes
+# ---
+# name: fig-ch06-fig5-modes
+# alt: End-of-task accuracy (top row) and loss on a log axis (bottom row) against the
+#   task, one column per mode, one line per task family with a band over seeds.
+# ---
 # LN+L2 in each mode of §4.2 (columns), one line per task family: end-of-task accuracy
 # (top; the claim is that it does not trend down) and end-of-task loss (bottom). In the
 # growing mode the first task holds a single class (trivially fitted on permuted
 # classes and pixels) and each task adds one, so later tasks are larger; in the
 # composite mode half of the images never change.
+# ```
 
 # %% [markdown]
 # ## Appendix E.5 and D.2 / E.9: the L2 coefficient and the parts of a normalisation layer
@@ -1010,10 +1042,16 @@ for j, (hue, runs, title, palette) in enumerate(panels):
             ax.set_ylim(accuracy_ylim(curves))
 integer_ticks(axes)
 fig.tight_layout()
-plotting.savefig(fig, "ch06_appendix_l2_norms", P.profile)
-plt.show()
+plotting.figure(fig, "ch06_appendix_l2_norms", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch06_appendix_l2_norms
+# ---
+# name: fig-ch06-appendix-l2-norms
+# alt: End-of-task accuracy (top) and loss on a log axis (bottom) against the task on
+#   random labels, one line per L2 setting (left) and, where run, one line per
+#   normalisation variant (right), with a band over seeds.
+# ---
 # Left: the L2 coefficient of LN+L2 on random labels, end-of-task accuracy (top) and
 # loss (bottom); "LN, no L2" is the LN arm of Fig. 4. E.5 found that a smaller penalty
 # than the default closes most of the gap in peak accuracy while keeping plasticity,
@@ -1023,6 +1061,7 @@ plt.show()
 # (`batch_center`), division by the feature-axis standard deviation alone
 # (`feature_scale`), their combination, and the standard layers. D.2 attributes most of
 # the benefit of normalisation to the rescaling. The numbers are in "What we found".
+# ```
 
 # %% [markdown]
 # ## The plasticity measure (§2.2) per arm and family
@@ -1081,10 +1120,16 @@ fig.suptitle(
     y=1.0,
 )
 fig.tight_layout()
-plotting.savefig(fig, "ch06_plasticity_measure", P.profile)
-plt.show()
+plotting.figure(fig, "ch06_plasticity_measure", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch06_plasticity_measure
+# ---
+# name: fig-ch06-plasticity-measure
+# alt: Two rows of strip plots per intervention (accuracy gap, and loss ratio on a log
+#   axis), one panel per task family, one dot per seed, a black diamond at the mean, and
+#   a dotted reference line.
+# ---
 # Each dot is one seed, the diamond the mean over seeds. Top: the accuracy a fresh
 # network reaches on the fresh labelling minus what the trained network reaches (above
 # the dotted line: the trained network has lost plasticity in the paper's §2.2 sense).
@@ -1092,6 +1137,7 @@ plt.show()
 # the same for every family (a random labelling of the base images), so it asks whether
 # the parameters left by each sequence are a worse starting point than a fresh
 # initialisation, independently of how hard that sequence's own tasks were.
+# ```
 
 # %% [markdown]
 # ## Independence of mechanisms: the 2 × 2 design on streams N and P
@@ -1143,10 +1189,16 @@ if P.independence:
     axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
     integer_ticks(axes)
     fig.tight_layout()
-    plotting.savefig(fig, "ch06_independence", P.profile)
-    plt.show()
+    plotting.figure(fig, "ch06_independence", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch06_independence
+# ---
+# name: fig-ch06-independence
+# alt: Two rows of panels against the task (stream N on top with accuracy, parameter
+#   norm and mean shift; stream P below with accuracy, dead units and mean shift), one
+#   line per intervention with a band over seeds.
+# ---
 # Top row, stream N (many short random-label tasks): end-of-task accuracy, the parameter
 # norm and the preactivation mean shift (per unit, standardised by the unit's spread at
 # initialisation) at the end of each task. Bottom row, stream P (the main random-label
@@ -1155,6 +1207,7 @@ if P.independence:
 # holds, and whether L2-only (orange) falls on P while LN+L2 holds. The readouts show
 # the mechanism the stream was built for: norm growth of the LN networks on N, dead and
 # drifting units of the unnormalised networks on P.
+# ```
 
 # %% [markdown]
 # ## Claim checks

@@ -551,8 +551,7 @@ def probe_ratio_panels(frame, col, titles, name, **size):
     g.set_axis_labels("agent step (checkpoint)", "probe loss / probe loss at init")
     g.set_titles(titles)
     g.legend.set_title("discount γ")
-    plotting.savefig(g.figure, name, P.profile)
-    plt.show()
+    plotting.figure(g.figure, name, P.profile)
 
 
 probe_ratio_panels(
@@ -560,11 +559,19 @@ probe_ratio_panels(
 )
 
 # %% [markdown]
+# ```{glue:figure} ch07_probe_regression
+# ---
+# name: fig-ch07-probe-regression
+# alt: Probe loss ratio against the agent step on a log axis, one panel without and one
+#   with layer norm, one line with markers per discount gamma with a t-band over seeds,
+#   and a dotted line at one (a fresh network).
+# ---
 # The B.3 probe's final loss from checkpoints of the regression agents, relative to the
 # same probe from each agent's initialisation (log scale; mean and 95 % t-band over
 # seeds). A line on the dotted level means the agent fits a new target function as well
 # as a fresh network; above it, it has lost plasticity. Compare the lines of each panel:
 # the paper's claim is that they rise with $\gamma$, with and without layer norm.
+# ```
 
 # %% [markdown]
 # ## The two-hot loss and label smoothing (Fig. 5 right, bottom)
@@ -590,11 +597,19 @@ probe_ratio_panels(
 )
 
 # %% [markdown]
+# ```{glue:figure} ch07_probe_twohot
+# ---
+# name: fig-ch07-probe-twohot
+# alt: Probe loss ratio against the agent step on a log axis, one panel per loss
+#   (regression, two-hot, two-hot with label smoothing), one line with markers per
+#   discount gamma with a t-band over seeds, and a dotted line at one.
+# ---
 # The same probe ratio for the layer-norm agents with the regression loss (left, for
 # reference), the two-hot loss (middle) and two-hot with label smoothing (right), at
 # $\gamma = 0$ and the largest $\gamma$. The paper's reading: two-hot removes the loss at
 # large $\gamma$; without smoothing, two-hot fails at $\gamma = 0$ (its targets sit on
 # one atom and the softmax saturates), and smoothing repairs it.
+# ```
 
 # %% [markdown]
 # ## How large the targets get
@@ -643,8 +658,7 @@ for (gam_label,), ax in zip([(c,) for c in g.col_names], g.axes.flat):
     plotting.reference_line(ax, dqn.optimal_mean_target(gamma, A), "Q* (1/A + γ/(1-γ))", below=True)
 g.set_axis_labels("agent step", "mean DQN target (window mean)")
 g.set_titles("{col_name}")
-plotting.savefig(g.figure, "ch07_target_mean", P.profile)
-plt.show()
+plotting.figure(g.figure, "ch07_target_mean", P.profile)
 (
     frame[frame.step == log_steps[-1]]
     .groupby(["quantity", "arm", "gamma"])["value"]
@@ -654,13 +668,24 @@ plt.show()
 )
 
 # %% [markdown]
+# ```{glue:figure} ch07_target_mean
+# ---
+# name: fig-ch07-target-mean
+# alt: Mean DQN target against the agent step, one panel per discount gamma, one line
+#   per agent with a t-band over seeds, a dashed line for exact value iteration and a
+#   dotted line at the optimal mean target.
+# ---
 # The mean DQN target over training (window means over the minibatches; mean and 95 %
-# t-band over seeds), one panel per $\gamma$. Dotted: the mean target under the
-# optimal Q-function, $1/A + \gamma/(1-\gamma)$; dashed: exact value iteration, one
-# step per target update. An agent that tracks its targets follows the dashed curve;
-# the regression agents lag it at the largest $\gamma$, where the target mean is still
-# climbing at the end of the run. The table gives the end-of-training seed means of the
-# mean target and of the mean online Q-value.
+# t-band over seeds), one panel per $\gamma$. Dotted: the mean target under the optimal
+# Q-function, $1/A + \gamma/(1-\gamma)$; dashed: exact value iteration, one step per
+# target update. An agent that tracks its targets follows the dashed curve; the
+# regression agents lag it at the largest $\gamma$, where the target mean is still
+# climbing at the end of the run.
+# ```
+
+# %% [markdown]
+# The table above the figure gives the end-of-training seed means of the mean target and
+# of the mean online Q-value.
 
 # %%
 norm_frame = pd.concat(
@@ -728,8 +753,22 @@ if P.sweep:
         ax=ax,
     )
     ax.set_title(f"E.6 sweep at γ = {g_max:g}: probe ratio at the end ({S} seeds, mean)")
-    plotting.savefig(fig, "ch07_sweep", P.profile)
-    plt.show()
+    plotting.figure(fig, "ch07_sweep", P.profile)
+    display(  # the numbered figure, only where the sweep ran
+        Markdown(r"""
+```{glue:figure} ch07_sweep
+---
+name: fig-ch07-sweep
+alt: Heat map of the end-of-training probe ratio, rows for the loss and the normalisation,
+  columns for L2 and the target period, cells annotated with the ratio and coloured on a
+  log scale.
+---
+The E.6 configuration sweep at $\gamma_\text{max}$: the end-of-training probe ratio (seed
+mean; colour on a log10 scale) for L2 (0 or `sweep_l2`) × regression or two-hot with label
+smoothing × layer norm or not × fast or slow target updates.
+```
+""")
+    )
 else:
     print("E.6 sweep: not run at this profile (sweep=False); see the paper profile.")
 
@@ -830,15 +869,21 @@ ax.set(
     ylabel="final fine-tuning loss\n/ the same after b = 0",
 )
 ax.legend(title=None, fontsize=8)
-plotting.savefig(fig, "ch07_twohot_offset", P.profile)
-plt.show()
+plotting.figure(fig, "ch07_twohot_offset", P.profile)
 
 # %% [markdown]
+# ```{glue:figure} ch07_twohot_offset
+# ---
+# name: fig-ch07-twohot-offset
+# alt: Final fine-tuning loss ratio against the pretraining offset b on a log axis, one
+#   line with markers per measure with a t-band over seeds, and a dotted line at one.
+# ---
 # Final zero-offset fine-tuning loss after pretraining with offset $b$, relative to
 # $b = 0$ (log scale; mean and 95 % t-band over seeds): the two-hot network's
 # cross-entropy and the squared error of its decoded prediction, and the squared error
 # of chapter 1's linear head. A flat line at 1 means the offset left no trace on the
 # network's ability to learn the new targets.
+# ```
 
 # %% [markdown]
 # ## Claim checks

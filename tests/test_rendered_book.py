@@ -289,11 +289,6 @@ def test_stderr_shows_no_progress_bars(html_dir):
     assert not bad, f"progress bars on the pages (count per page): {bad}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 20: chapters are being moved to numbered figures (plotting.figure + "
-    "{glue:figure}); drop this mark once every chapter is",
-)
 def test_every_figure_is_numbered_with_caption_and_alt_text(html_dir):
     """Every image in a chapter's content sits in a numbered ``<figure>`` with a caption
     and has alt text."""

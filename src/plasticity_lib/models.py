@@ -1,4 +1,5 @@
-"""Networks of the paper: MLP, CNN and ResNet-18 with configurable normalisation.
+"""Networks of the paper: MLP, CNN, ResNet-18 and a residual MLP, with configurable
+normalisation.
 
 Paper: Lyle et al. (2024), App. B.1 (architectures: MLP width 512 / depth 4; CNN with
 ``k`` = 4 convolutional layers of 32 channels followed by fully connected layers of
@@ -19,7 +20,8 @@ Public API
 
 Shapes
 ------
-* Inputs: MLP ``(batch, features)`` (any trailing shape is flattened); CNN and
+* Inputs: MLP and residual MLP ``(batch, features)`` (any trailing shape is flattened);
+  CNN and
   ResNet-18 ``(batch, H, W, C)`` (``(batch, H, W)`` gets a channel axis).
 * Outputs: head ``"linear"``: ``(batch, num_outputs)``; head ``"twohot"``:
   ``(batch, num_values, num_outputs)`` logits over ``num_outputs`` atoms (B.3) for each of
@@ -53,13 +55,28 @@ pooling; blocks ``b = 0..7``)::
     params["block{b}_proj"], ["block{b}_proj_norm"]   (1x1 stride-2 shortcut, blocks 2, 4, 6)
     params["Head"]
 
+Residual MLP (``arch="resmlp"``; ``depth`` pre-activation residual blocks ``b``, the
+CPU stand-in for ResNet-18 in chapter 9 / App. E.8)::
+
+    params["Dense_in"]            (fan_in, width)  input projection (no nonlinearity)
+    params["block{b}_norm1"], ["block{b}_dense1"] (width, width),
+    params["block{b}_norm2"], ["block{b}_dense2"] (width, width)
+    params["final_norm"]          before the last nonlinearity
+    params["Head"]                (width, num_outputs)
+
+  Block ``b`` maps ``h -> h + dense2(phi(norm2(dense1(phi(norm1(h))))))`` (He et al.'s
+  pre-activation ordering); after the last block the features are
+  ``phi(final_norm(h))``. With ``block{b}_dense2`` zero (kernel and bias) block ``b`` is
+  the identity.
+
 Norm parameter leaves (``norm_affine=True``): ``"scale"``/``"bias"`` for a single
 normalisation; ``"ln_scale"``, ``"ln_bias"``, ``"bn_scale"``, ``"bn_bias"`` for
 ``"layer_batch"``. All are per unit (dense) or per channel (conv), shape ``(units,)``.
 
 Layers whose output feeds a nonlinearity are the *hidden layers*; their names, in order,
 are ``network.layer_names`` (``"Dense_0"``, ..., ``"Conv_0"``, ..., ResNet:
-``"stem"``, ``"block{b}_conv1"``, ``"block{b}_out"``). The dense layers (including the
+``"stem"``, ``"block{b}_conv1"``, ``"block{b}_out"``; residual MLP: ``"block{b}_act1"``,
+``"block{b}_act2"``, ..., ``"final"``). The dense layers (including the
 head) are ``network.dense_names`` in forward order; ``Intermediates.dense_inputs[k]`` is
 the input of ``params[dense_names[k]]``.
 
@@ -97,6 +114,7 @@ __all__ = [
     "UnitLayer",
     "Network",
     "make_network",
+    "shift_to_biases",
     "activation_fn",
     "normalize",
     "im2col",
@@ -106,7 +124,7 @@ __all__ = [
 
 Array = jax.Array
 
-ARCHS = ("mlp", "cnn", "resnet18")
+ARCHS = ("mlp", "cnn", "resnet18", "resmlp")
 ACTIVATIONS = ("relu", "gelu", "leaky_relu", "tanh", "abs", "identity")
 NORMS = (
     "none",
@@ -121,8 +139,8 @@ HEADS = ("linear", "twohot")
 CONV_IMPLS = ("auto", "im2col", "lax")
 KERNEL_INITS = ("lecun_normal", "he_normal")
 
-_DEFAULT_DEPTH = {"mlp": 4, "cnn": 4, "resnet18": None}
-_DEFAULT_WIDTH = {"mlp": 512, "cnn": 256, "resnet18": 64}
+_DEFAULT_DEPTH = {"mlp": 4, "cnn": 4, "resnet18": None, "resmlp": 8}
+_DEFAULT_WIDTH = {"mlp": 512, "cnn": 256, "resnet18": 64, "resmlp": 128}
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -137,11 +155,14 @@ class ModelConfig:
     """Architecture of one network (App. B.1). Frozen and hashable.
 
     Attributes:
-      arch: ``"mlp"`` | ``"cnn"`` | ``"resnet18"``.
+      arch: ``"mlp"`` | ``"cnn"`` | ``"resnet18"`` | ``"resmlp"`` (residual MLP of
+        pre-activation blocks, see the module docstring).
       depth: MLP: number of hidden dense layers (default 4); CNN: number of 3x3 conv
-        layers (default 4). Must be ``None`` for ``"resnet18"`` (fixed at 18 layers).
+        layers (default 4); residual MLP: number of residual blocks (default 8). Must be
+        ``None`` for ``"resnet18"`` (fixed at 18 layers).
       width: MLP: hidden width (default 512); CNN: width of its hidden dense layers
-        (default 256); ResNet-18: channels of the first stage (default 64).
+        (default 256); ResNet-18: channels of the first stage (default 64); residual
+        MLP: width of the residual stream and of every block (default 128).
       channels: CNN conv channels (default 32, B.1).
       cnn_dense_layers: CNN hidden dense layers after the convolutions (default 2,
         "two fully connected layers of 256"), followed by the linear head.
@@ -150,6 +171,11 @@ class ModelConfig:
         output has 8*8*32 = 2048 features; 0 disables pooling). Convs are stride 1, SAME.
         B.1 does not specify strides or pooling; this is our choice.
       activation: ``relu | gelu | leaky_relu (slope 0.01) | tanh | abs | identity``.
+      activation_shift: a constant ``c`` added to the input of every nonlinearity:
+        ``phi_c(z) = phi(z + c)`` (App. D.3, "off-centre" ReLU; default 0: none). The
+        recorded ``Intermediates.preacts`` are then ``z + c``, the argument of ``phi``,
+        so the unit diagnostics (``diagnostics.units``, named by ``activation``) apply
+        unchanged.
       norm: normalisation applied to every hidden layer's linear output, before its
         nonlinearity (§4.1, D.2, E.9): ``none``; ``layer`` (per example, over the
         features: all units of a dense layer, all of H, W, C of a conv layer);
@@ -185,6 +211,7 @@ class ModelConfig:
     cnn_dense_layers: int = 2
     cnn_pool_every: int = 2
     activation: str = "relu"
+    activation_shift: float = 0.0
     norm: str = "none"
     norm_affine: bool = True
     norm_eps: float = 1e-5
@@ -210,6 +237,10 @@ class ModelConfig:
             )
         if self.depth is not None and self.depth < (0 if self.arch == "cnn" else 1):
             raise ValueError(f"ModelConfig.depth={self.depth!r} must be a positive integer")
+        if not np.isfinite(float(self.activation_shift)):
+            raise ValueError(
+                f"ModelConfig.activation_shift={self.activation_shift!r} must be a finite number"
+            )
         if self.width is not None and self.width < 1:
             raise ValueError(f"ModelConfig.width={self.width!r} must be a positive integer")
         for name in ("channels", "num_outputs", "num_values"):
@@ -497,7 +528,11 @@ class _Model(nn.Module):
                 return z
             return _Norm(cfg.norm, cfg.norm_affine, cfg.norm_eps, name=name)(z)
 
+        shift = float(cfg.activation_shift)
+
         def nonlinearity(z):
+            if shift != 0.0:  # static: the default network's program is unchanged
+                z = z + shift
             preacts.append(z.reshape(z.shape[0], -1))
             a = act(z)
             acts.append(a.reshape(a.shape[0], -1))
@@ -520,6 +555,14 @@ class _Model(nn.Module):
                 h = nonlinearity(
                     norm(dense(h, cfg.resolved_width, f"Dense_{j}"), f"Dense_{j}_norm")
                 )
+        elif cfg.arch == "resmlp":
+            w = cfg.resolved_width
+            h = dense(x.reshape(x.shape[0], -1), w, "Dense_in")
+            for b in range(cfg.resolved_depth):
+                y = nonlinearity(norm(h, f"block{b}_norm1"))
+                y = nonlinearity(norm(dense(y, w, f"block{b}_dense1"), f"block{b}_norm2"))
+                h = h + dense(y, w, f"block{b}_dense2")
+            h = nonlinearity(norm(h, "final_norm"))
         else:  # resnet18
             h = x[..., None] if x.ndim == 3 else x
             w = cfg.resolved_width
@@ -621,6 +664,11 @@ class Network:
             return tuple(f"Conv_{i}" for i in range(cfg.resolved_depth)) + tuple(
                 f"Dense_{j}" for j in range(cfg.cnn_dense_layers)
             )
+        if cfg.arch == "resmlp":
+            names = []
+            for b in range(cfg.resolved_depth):
+                names += [f"block{b}_act1", f"block{b}_act2"]
+            return tuple(names) + ("final",)
         names = ["stem"]
         for b in range(8):
             names += [f"block{b}_conv1", f"block{b}_out"]
@@ -634,6 +682,9 @@ class Network:
             n = cfg.resolved_depth
         elif cfg.arch == "cnn":
             n = cfg.cnn_dense_layers
+        elif cfg.arch == "resmlp":
+            blocks = [f"block{b}_dense{k}" for b in range(cfg.resolved_depth) for k in (1, 2)]
+            return ("Dense_in", *blocks, "Head")
         else:
             n = 0
         return tuple(f"Dense_{i}" for i in range(n)) + ("Head",)
@@ -645,9 +696,10 @@ class Network:
         not apply ReDo to ResNets, §4.1); a conv unit is a channel.
         Returns a tuple of ``UnitLayer``.
         """
-        if self.cfg.arch == "resnet18":
+        if self.cfg.arch in ("resnet18", "resmlp"):
             raise ValueError(
-                "unit_layers/ReDo is not supported for arch='resnet18' (paper §4.1 excludes it)"
+                f"unit_layers/ReDo is not supported for arch={self.cfg.arch!r} (residual "
+                "networks; paper §4.1 does not apply ReDo to them)"
             )
         names = self.layer_names
         out = []
@@ -672,3 +724,32 @@ def make_network(cfg: ModelConfig) -> Network:
     if not isinstance(cfg, ModelConfig):
         raise ValueError(f"make_network expects a ModelConfig, got {type(cfg).__name__}")
     return Network(cfg, _Model(cfg))
+
+
+def shift_to_biases(network: "Network", params: dict, c) -> dict:
+    """Parameters of the *unshifted* network equal to ``network`` with
+    ``activation_shift = c`` (App. D.3): ``c`` added to the bias that precedes each
+    nonlinearity (the norm offset ``"bias"`` when ``cfg.norm`` is an affine
+    normalisation, else the dense bias). ``phi(z + c)`` is then computed by the
+    ``activation_shift = 0`` network with the returned parameters. Because Adam (and SGD)
+    are invariant to a translation of the parameters, training the returned parameters
+    follows the shifted network's trajectory, so shifts ``c`` can be a traced,
+    ``vmap``-ed value instead of one compiled program each.
+
+    Supported for ``arch="mlp"`` with ``use_bias`` (or an affine norm). ``c``: a scalar
+    (may be traced).
+    """
+    cfg = network.cfg
+    if cfg.arch != "mlp":
+        raise ValueError(f"shift_to_biases supports arch='mlp', got {cfg.arch!r}")
+    if cfg.norm != "none" and not cfg.norm_affine:
+        raise ValueError("shift_to_biases needs norm_affine=True when norm is not 'none'")
+    if cfg.norm == "layer_batch":
+        raise ValueError("shift_to_biases does not support norm='layer_batch'")
+    out = dict(params)
+    for name in network.layer_names:
+        key = name + "_norm" if cfg.norm != "none" else name
+        if "bias" not in out[key]:
+            raise ValueError(f"shift_to_biases: {key!r} has no bias (use_bias=False?)")
+        out[key] = {**out[key], "bias": out[key]["bias"] + c}
+    return out

@@ -97,3 +97,50 @@ def hessian_top_eigenvalue(
 
 
 sharpness = hessian_top_eigenvalue
+
+
+def hessian_extreme_eigenvalues_converged(
+    loss_fn: Callable[[Any], Array],
+    params: Any,
+    key: Array,
+    rtol: float = 0.01,
+    min_iters: int = 5,
+    max_iters: int = 200,
+) -> tuple[Array, Array, Array]:
+    """``(lambda_max, lambda_min, rel_change)`` with a convergence rule (chapter 8).
+
+    The same two phases as ``hessian_extreme_eigenvalues``, but each phase iterates until
+    the Rayleigh quotient changes by less than ``rtol`` (relative) between two successive
+    iterations (at least ``min_iters``, at most ``max_iters`` iterations per phase;
+    ``lax.while_loop``, so under ``vmap`` every member runs until the slowest converges).
+    ``rel_change`` is the larger of the two phases' last relative changes: below ``rtol``
+    unless a phase hit ``max_iters``.
+    """
+    flat, unravel = ravel_pytree(params)
+    grad_flat = lambda f: ravel_pytree(jax.grad(loss_fn)(unravel(f)))[0]
+    _, hvp_lin = jax.linearize(grad_flat, flat)
+    k1, k2 = jax.random.split(key)
+    unit = lambda v: v / (jnp.linalg.norm(v) + 1e-30)
+    zero = jnp.zeros((), flat.dtype)
+
+    def phase(v0, shift):
+        def cond(c):
+            i, _, _, rel = c
+            return (i < max_iters) & ((i < min_iters) | (rel >= rtol))
+
+        def body(c):
+            i, v, rho_old, _ = c
+            w = hvp_lin(v)
+            rho = jnp.vdot(v, w)
+            rel = jnp.abs(rho - rho_old) / (jnp.abs(rho) + 1e-30)
+            return i + 1, unit(w - shift * v), rho, rel
+
+        _, _, rho, rel = jax.lax.while_loop(cond, body, (0, v0, zero, zero + jnp.inf))
+        return rho, rel
+
+    lam_a, rel_a = phase(unit(jax.random.normal(k1, flat.shape, flat.dtype)), zero)
+    lam_b, rel_b = phase(unit(jax.random.normal(k2, flat.shape, flat.dtype)), lam_a)
+    return jnp.maximum(lam_a, lam_b), jnp.minimum(lam_a, lam_b), jnp.maximum(rel_a, rel_b)
+
+
+__all__ += ["hessian_extreme_eigenvalues_converged"]

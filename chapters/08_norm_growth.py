@@ -27,6 +27,63 @@
 # degrades smoothly as the norm grows; without normalisation the norm shows rapid early
 # increases followed by plateaus, which the paper attributes to saturated nonlinearities.
 
+# %% tags=["hide-input"]
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the library (elsewhere this does nothing)
+    import importlib
+    import importlib.metadata
+    import os
+    import subprocess
+
+    BOOK_REF = "v0.1.0"  # the release of the library this book was built from
+    REPO = "https://github.com/plasticity-book/plasticity-loss-book"
+    try:
+        installed = importlib.metadata.version("plasticity-lib")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed != BOOK_REF.removeprefix("v"):
+        # hold Colab's own packages at their versions: pip adds only what Colab lacks
+        keep = []
+        for name in (
+            "jax",
+            "jaxlib",
+            "jax-cuda12-plugin",
+            "jax-cuda12-pjrt",
+            "ml-dtypes",
+            "numpy",
+            "scipy",
+            "pandas",
+            "matplotlib",
+            "flax",
+            "optax",
+            "protobuf",
+            "tensorflow",
+            "tensorflow-datasets",
+            "keras",
+        ):
+            try:
+                keep.append(f"{name}=={importlib.metadata.version(name)}\n")
+            except importlib.metadata.PackageNotFoundError:
+                pass
+        with open("/tmp/colab-constraints.txt", "w") as f:
+            f.writelines(keep)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                "/tmp/colab-constraints.txt",
+                f"plasticity-lib[colab] @ git+{REPO}@{BOOK_REF}",
+            ],
+            check=True,
+        )
+        importlib.invalidate_caches()
+    os.environ.setdefault("PLASTICITY_DATA_DIR", "/content/data")
+
 # %%
 import time
 
@@ -102,7 +159,8 @@ CALIBRATION_WINDOW = (90.0, 99.0)
 # * - sharpness
 #   - top Hessian eigenvalue
 #   - power iteration with HVPs on a fixed batch of `hessian_batch` images with the current
-#     task's labels, stopped when the estimate changes by < 1 % (`hessian_rtol`)
+#     task's labels, stopped when the estimate changes by less than the relative
+#     tolerance `hessian_rtol`
 #   - the issue
 # ```
 
@@ -151,7 +209,8 @@ cfg = train.TrainConfig(learning_rate=P.learning_rate, batch_size=P.batch_size)
 # %% [markdown]
 # ## Calibration (separate seeds)
 #
-# A fresh ReLU network should reach 90–99 % on the first task. We check the profile's
+# A fresh ReLU network should reach `90–99 %` on the first task (the issue's window). We
+# check the profile's
 # `n_train` and `steps_per_task` on the calibration seeds before the claim seeds run.
 
 

@@ -33,7 +33,8 @@
 #
 # For a hidden unit $i$ with preactivation $z_i(x)$ (the argument of $\phi$, so the shift
 # $c$ is included) on a probe batch of training images, the unit is **linearized**
-# (zombie) when the least-squares fit of $\phi(z_i)$ on $z_i$ has $R^2 \ge 0.99$ and its
+# (zombie) when the least-squares fit of $\phi(z_i)$ on $z_i$ has $R^2 \ge$
+# `units.R2_THRESHOLD` (`0.99`) and its
 # output is not constant (`diagnostics.units.linearized_units_r2`, chapter 3's
 # activation-agnostic criterion). The **zombie fraction** pools all hidden layers. A unit
 # is **dead** when its activation is zero on every probe input; the dead fraction is
@@ -585,7 +586,7 @@ plotting.figure(fig, "ch09_depth_width", P.profile)
 # ## Claim checks
 #
 # Statistics and thresholds are those of the issue, fixed before the first default run.
-# Accuracies are fractions (10 points = 0.10). "Last-3 accuracy" is a seed's mean
+# Accuracies are fractions (`10 points = 0.10`). "Last-3 accuracy" is a seed's mean
 # end-of-task accuracy over the last three tasks; intervals are Student-t over seeds
 # (over runs for `ch9.zombies_track_loss`). A Spearman correlation over tasks is set to 0
 # when one of its two series is constant over the tasks (e.g. a dead fraction that stays

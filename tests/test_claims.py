@@ -421,6 +421,53 @@ def test_diverged_seeds_are_dropped_counted_and_saved(tmp_path):
     assert claims.verdict_for(claims.t_interval([0.5]), 0.0, ">") == "reproduced"
 
 
+def test_constant_series_are_not_called_diverged():
+    """A per-seed correlation of a series that never changes is NaN; the record says
+    so instead of "diverged" (chapter 8's LN seeds at 100 % on every task)."""
+    rho = [np.nan, -0.7, np.nan]
+    why = "constant series: correlation undefined"
+    e = claims.t_interval(rho, drop_nonfinite=True, dropped_as=why)
+    assert e.too_few_seeds and e.dropped_as == why and why in e.method
+    book = claims.ClaimBook("ch99_test", _params("default"))
+    rec = book.check("ch99.c", "C falls.", "Fig. 1", "rho", e, -0.5, "<")
+    assert rec.verdict == "inconclusive"
+    assert "2 seed(s) dropped: constant series" in rec.reason and "diverged" not in rec.reason
+    assert e.as_dict()["dropped_as"] == why
+    # the default wording and record are unchanged
+    d = claims.t_interval([np.nan, 0.5, 0.6], drop_nonfinite=True)
+    assert (
+        d.dropped_as is None
+        and "dropped_as" not in d.as_dict()
+        and d.method.endswith("(1 dropped)")
+    )
+    b = claims.bootstrap_interval(
+        np.array([[np.nan], [1.0], [2.0]]), lambda s: s.mean(), drop_nonfinite=True, dropped_as=why
+    )
+    assert b.dropped == 1 and b.dropped_as == why and why in b.method
+    with pytest.raises(ValueError, match="dropped_as=.*needs drop_nonfinite=True"):
+        claims.t_interval([0.1, 0.2], dropped_as=why)
+    with pytest.raises(ValueError, match="dropped_as must be a non-empty str"):
+        claims.t_interval([0.1, 0.2], drop_nonfinite=True, dropped_as="")
+
+
+def test_a_guard_outranks_too_few_seeds():
+    """Too few finite seeds alone is inconclusive; when a rule also says no data could
+    decide (here every arm at the ceiling), the part is uninformative, with both reasons."""
+    few = claims.t_interval([np.nan, 0.0, np.nan], drop_nonfinite=True)
+    plain = claims.part("acc change", few, -0.02, ">")
+    assert plain.verdict == "inconclusive"
+    capped = claims.part(
+        "acc change", few, -0.02, ">", bound=claims.Bound(1.0, 0.005, {"LN": [1.0, 1.0, 1.0]})
+    )
+    assert capped.verdict == "uninformative" and capped.interval_verdict == "inconclusive"
+    assert "fewer than 2 finite seeds" in capped.reason and "ceiling" in capped.reason
+    # a bound that does not bind leaves the too-few verdict alone
+    free = claims.part(
+        "acc change", few, -0.02, ">", bound=claims.Bound(1.0, 0.005, {"LN": [0.7, 0.8, 0.9]})
+    )
+    assert free.verdict == "inconclusive"
+
+
 def test_bootstrap_and_finite_seeds_drop_paired_rows():
     a = np.array([0.9, 0.8, np.nan, 0.7])
     b = np.array([0.5, np.inf, 0.4, 0.3])

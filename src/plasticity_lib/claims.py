@@ -57,7 +57,12 @@ Diverged seeds
 ``t_interval(values, drop_nonfinite=True)`` and ``bootstrap_interval(...,
 drop_nonfinite=True)`` drop the seeds whose values are not finite (NaN/inf: diverged
 runs) and count them in ``Estimate.dropped`` (stored in the record); with fewer than
-2 finite seeds left the part is ``inconclusive`` (reason says how many were dropped).
+2 finite seeds left the part is ``inconclusive`` (reason says how many were dropped),
+unless an informativeness rule fires (a bound, no loss to prevent, chance level): that
+rule says no data could decide, so the part is ``uninformative`` with both reasons.
+A non-finite value that is not a diverged run (a per-seed correlation of a series that
+stays constant is NaN) is named by ``dropped_as=...``, so the record does not call it
+"diverged".
 :func:`finite_seeds` finds the seeds that are finite in several arrays at once (paired
 arms), and ``ClaimBook.note_diverged(arm, flags)`` records per-arm counts of the
 engine's divergence flags.
@@ -137,7 +142,9 @@ class Estimate:
 
     ``dropped`` is the number of non-finite (diverged) seeds left out of the estimate
     when it was built with ``drop_nonfinite=True`` (None otherwise; then it is not
-    stored in the record).
+    stored in the record). ``dropped_as`` says what a non-finite seed value means when
+    it is not a diverged run (e.g. ``"constant series: correlation undefined"``); None
+    means "diverged" and is not stored.
     """
 
     value: float
@@ -146,6 +153,7 @@ class Estimate:
     method: str = "exact"
     n: int = 1
     dropped: int | None = None
+    dropped_as: str | None = None
 
     @property
     def too_few_seeds(self) -> bool:
@@ -156,6 +164,8 @@ class Estimate:
         d = dataclasses.asdict(self)
         if self.dropped is None:
             del d["dropped"]
+        if self.dropped_as is None:
+            del d["dropped_as"]
         return d
 
 
@@ -193,6 +203,7 @@ def t_interval(
     confidence: float = CONFIDENCE,
     *,
     drop_nonfinite: bool = False,
+    dropped_as: str | None = None,
 ) -> Estimate:
     """Mean of per-seed ``values`` (shape (n_seeds,)) with a Student-t interval.
 
@@ -200,13 +211,17 @@ def t_interval(
     says so. Non-finite values (diverged seeds) raise, unless ``drop_nonfinite``: then
     they are dropped and counted in ``Estimate.dropped``; with fewer than 2 finite
     seeds left the estimate has no interval and any part built on it is
-    ``inconclusive``.
+    ``inconclusive``. ``dropped_as`` names what a non-finite value means when it is not
+    a diverged run (a per-seed correlation of a constant series is NaN:
+    ``dropped_as="constant series: correlation undefined"``); reasons and the method
+    then say that instead of "diverged".
     """
     from scipy import stats
 
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     if x.size == 0:
         raise ValueError("t_interval: `values` is empty; need at least one per-seed value")
+    _check_dropped_as(dropped_as, drop_nonfinite, "t_interval")
     dropped = None
     if drop_nonfinite:
         finite = np.isfinite(x)
@@ -217,22 +232,40 @@ def t_interval(
                 value,
                 None,
                 None,
-                f"{x.size} finite seed(s), {dropped} dropped",
+                f"{x.size} finite seed(s), {_dropped_words(dropped, dropped_as)}",
                 int(x.size),
                 dropped,
+                dropped_as if dropped else None,
             )
     elif not np.all(np.isfinite(x)):
         raise ValueError(
             f"t_interval: `values` contains non-finite entries: {x} "
             "(pass drop_nonfinite=True to drop diverged seeds)"
         )
+    as_ = dropped_as if dropped else None
     mean = float(x.mean())
     if x.size == 1:
-        return Estimate(mean, None, None, "single seed (no interval)", 1, dropped)
+        return Estimate(mean, None, None, "single seed (no interval)", 1, dropped, as_)
     sem = float(x.std(ddof=1) / math.sqrt(x.size))
     half = float(stats.t.ppf(0.5 + confidence / 2, df=x.size - 1)) * sem
-    method = f"t-interval over {x.size} seeds" + (f" ({dropped} dropped)" if dropped else "")
-    return Estimate(mean, mean - half, mean + half, method, int(x.size), dropped)
+    method = f"t-interval over {x.size} seeds" + (
+        f" ({_dropped_words(dropped, dropped_as)})" if dropped else ""
+    )
+    return Estimate(mean, mean - half, mean + half, method, int(x.size), dropped, as_)
+
+
+def _check_dropped_as(dropped_as: Any, drop_nonfinite: bool, fn: str) -> None:
+    if dropped_as is None:
+        return
+    if not isinstance(dropped_as, str) or not dropped_as.strip():
+        raise ValueError(f"{fn}: dropped_as must be a non-empty str or None, got {dropped_as!r}")
+    if not drop_nonfinite:
+        raise ValueError(f"{fn}: dropped_as={dropped_as!r} needs drop_nonfinite=True")
+
+
+def _dropped_words(dropped: int, dropped_as: str | None) -> str:
+    """``"2 dropped"`` (diverged seeds, the old wording) or ``"2 dropped: <why>"``."""
+    return f"{dropped} dropped" + (f": {dropped_as}" if dropped_as else "")
 
 
 def bootstrap_interval(
@@ -243,6 +276,7 @@ def bootstrap_interval(
     rng_seed: int = 0,
     *,
     drop_nonfinite: bool = False,
+    dropped_as: str | None = None,
 ) -> Estimate:
     """Percentile bootstrap over seeds for an arbitrary statistic.
 
@@ -253,6 +287,8 @@ def bootstrap_interval(
       drop_nonfinite: drop the seeds (rows) with any non-finite entry first and count
         them in ``Estimate.dropped``; fewer than 2 left gives an estimate without an
         interval whose parts are ``inconclusive``.
+      dropped_as: what a non-finite row means when it is not a diverged run (see
+        :func:`t_interval`).
     Returns:
       ``Estimate(statistic(samples), low, high)``. Resamples whose statistic is not
       finite (e.g. a correlation of constant values) are dropped; if more than half
@@ -261,6 +297,7 @@ def bootstrap_interval(
     x = np.asarray(samples)
     if x.ndim == 0 or x.shape[0] < 1:
         raise ValueError("bootstrap_interval: `samples` has no seeds along axis 0")
+    _check_dropped_as(dropped_as, drop_nonfinite, "bootstrap_interval")
     dropped = None
     if drop_nonfinite:
         keep = _finite_rows(x)
@@ -268,24 +305,28 @@ def bootstrap_interval(
         if x.shape[0] < 2 and dropped:
             value = float(statistic(x)) if x.shape[0] else float("nan")
             n_left = int(x.shape[0])
+            words = _dropped_words(dropped, dropped_as)
             return Estimate(
-                value, None, None, f"{n_left} finite seed(s), {dropped} dropped", n_left, dropped
+                value, None, None, f"{n_left} finite seed(s), {words}", n_left, dropped, dropped_as
             )
+    as_ = dropped_as if dropped else None
     value = float(statistic(x))
     n = x.shape[0]
     if n == 1:
-        return Estimate(value, None, None, "single seed (no interval)", 1, dropped)
+        return Estimate(value, None, None, "single seed (no interval)", 1, dropped, as_)
     rng = np.random.default_rng(rng_seed)
     stats_ = np.array(
         [statistic(x[rng.integers(0, n, n)]) for _ in range(resamples)], dtype=np.float64
     )
     stats_ = stats_[np.isfinite(stats_)]
     if stats_.size < resamples / 2:
-        return Estimate(value, None, None, f"bootstrap over {n} seeds (undefined)", n, dropped)
+        return Estimate(value, None, None, f"bootstrap over {n} seeds (undefined)", n, dropped, as_)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(stats_, [alpha, 1 - alpha])
-    method = f"bootstrap over {n} seeds" + (f" ({dropped} dropped)" if dropped else "")
-    return Estimate(value, float(low), float(high), method, n, dropped)
+    method = f"bootstrap over {n} seeds" + (
+        f" ({_dropped_words(dropped, dropped_as)})" if dropped else ""
+    )
+    return Estimate(value, float(low), float(high), method, n, dropped, as_)
 
 
 def exact(value: float) -> Estimate:
@@ -553,6 +594,8 @@ def _check_estimate(statistic: str, estimate: Any, fn: str) -> None:
 
 
 def _too_few_reason(e: Estimate) -> str:
+    if e.dropped_as:
+        return f"{REASON_TOO_FEW} ({e.dropped} seed(s) dropped: {e.dropped_as}; {e.n} left)"
     return f"{REASON_TOO_FEW} ({e.dropped} diverged seed(s) dropped, {e.n} left)"
 
 
@@ -632,13 +675,12 @@ def _make_part(
     baselines = [_baseline_outcome(b, book) for b in _baseline_list(baseline_loses)]
     reasons: list[str] = []
     verdict = interval_verdict
-    if estimate.too_few_seeds:
+    if estimate.too_few_seeds:  # inconclusive, unless a guard says no data could decide
         reasons.append(_too_few_reason(estimate))
-    else:
-        if bound is not None and bound.at_bound:
-            verdict = "uninformative"
-            reasons.append(bound.reason())
-        verdict = _guard(verdict, reasons, baselines, first_task)
+    if bound is not None and bound.at_bound:
+        verdict = "uninformative"
+        reasons.append(bound.reason())
+    verdict = _guard(verdict, reasons, baselines, first_task)
     return Part(
         statistic,
         estimate,

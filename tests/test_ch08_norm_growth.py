@@ -52,5 +52,24 @@ def test_tiny_classifier_matches_dense_hessian():
 @pytest.mark.parametrize("name", profiles.PROFILE_NAMES)
 def test_profiles_resolve(name):
     p = profiles.resolve("ch08_norm_growth", name)
-    assert p.hessian_batch <= p.n_train
+    # n_train = 0: the calibration picks one of calibration_sizes, each >= hessian_batch
+    assert p.hessian_batch <= (p.n_train or min(p.calibration_sizes))
     assert p.num_tasks >= 2
+
+
+def test_bad_parameters_are_named():
+    """A measure task beyond the stream, or a Hessian batch larger than a calibration
+    candidate, is refused before any compute, naming the parameter."""
+    with pytest.raises(profiles.ParameterError, match="measure_tasks"):
+        profiles.resolve("ch08_norm_growth", "default", num_tasks=5)
+    with pytest.raises(profiles.ParameterError, match="hessian_batch"):
+        profiles.resolve("ch08_norm_growth", "default", calibration_sizes=(128, 512))
+
+
+def test_default_profile_calibrates_and_measures():
+    """The default profile picks n_train by the calibration rule (0) and keeps the first
+    and the last task end for the plasticity measure."""
+    p = profiles.resolve("ch08_norm_growth", "default")
+    assert p.n_train == 0
+    assert min(p.measure_tasks) == 1 and max(p.measure_tasks) == p.num_tasks
+    assert p.b_multiplier > 1

@@ -101,6 +101,7 @@ if "google.colab" in sys.modules:  # in Colab: install the library (elsewhere th
 
 
 # %%
+import functools
 import time
 
 import jax
@@ -111,7 +112,17 @@ import optax
 import pandas as pd
 from IPython.display import Markdown, display
 
-from plasticity_lib import claims, data, plotting, profiles, runner, stats
+from plasticity_lib import (
+    claims,
+    data,
+    diagnostics,
+    plotting,
+    profiles,
+    runner,
+    stats,
+    tasks,
+    train,
+)
 from plasticity_lib.diagnostics import units
 from plasticity_lib.models import ModelConfig, make_network, shift_to_biases
 
@@ -239,107 +250,122 @@ def task_labels(stream: str, seed: int) -> np.ndarray:
 # ### Training and the task-end readouts
 #
 # One *run* is a list of models (stream, seed, learning rate), all with the same
-# architecture, trained together: `jax.vmap` over the models of a `lax.scan` over one
-# task's Adam steps (minibatches drawn uniformly with replacement), followed by the
-# task-end readouts; `runner.run_chunks` calls that compiled function once per task and
-# shows the progress. The learning rate is a traced value, so the calibration's
-# candidates share one program. At the end of every task we record, on the current
-# labels, the loss and accuracy over all `n_train` images and, on the first `probe_size`
-# images, the zombie fraction, the penultimate dead fraction and the slope variance.
+# architecture, trained together by the library's engine: `train.init_state` initialises
+# one model per seed (`keys` scheme: seed $s$ initialises from `fold_in(PRNGKey(s),
+# PARAMS)` and draws its minibatches, uniformly with replacement, from
+# `fold_in(PRNGKey(s), MINIBATCH)`), and each task is one call of `train.train_steps`
+# (a jitted `lax.scan` over the task's Adam steps, `jax.vmap` over the models, the
+# images shared and the labels per model), whose `metrics_fn` computes the task-end
+# readouts inside the same program; `runner.run_chunks` is the host loop over tasks,
+# with a progress bar. The learning rate is a traced hyperparameter, so the
+# calibration's candidates share one program. At the end of every task we record, on the
+# current labels, the loss and accuracy over all `n_train` images and, on the first
+# `probe_size` images, the zombie fraction, the penultimate dead fraction and the slope
+# variance.
 
 
 # %%
-def readouts(network, params, y):
-    """Task-end readouts of ONE model on the current labels ``y`` ``(N,)``."""
-    act = network.cfg.activation
-    xs = X.reshape(-1, P.probe_size, *X.shape[1:])
-    ys = y.reshape(-1, P.probe_size)
-
-    def chunk(args):
-        xb, yb = args
-        logits = network.apply(params, xb)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-        return loss, jnp.mean(jnp.argmax(logits, -1) == yb)
-
-    loss, acc = jax.lax.map(chunk, (xs, ys))
-    _, inter = network.apply_with_intermediates(params, X[: P.probe_size])
-    _, zombie = units.linearized_r2_fraction(inter.preacts, act)
-    _, dead = units.dead_unit_fraction([inter.acts[-1]])
-    slope_var = jnp.mean(
-        jnp.stack([jnp.var(units.activation_slope(z, act)) for z in inter.preacts])
-    )
-    return {
-        "loss": loss.mean(),
-        "accuracy": acc.mean(),
-        "zombie": zombie,
-        "dead": dead,
-        "slope_var": slope_var,
-    }
-
-
-def train_models(model_cfg, labels, model_seeds, lrs, desc, shifts=None):
-    """Train ``M`` models of one architecture on their own task streams.
-
-    ``labels`` ``(M, T, N)``, ``model_seeds`` ``(M,)`` (initialisation and minibatches),
-    ``lrs`` ``(M,)``; ``shifts`` ``(M,)`` (MLP only): each model's activation shift ``c``
-    (``models.shift_to_biases``). Returns ``{readout: (M, T)}`` numpy arrays (NaN once a model's
-    loss is not finite)."""
+@functools.cache
+def readouts_fn(model_cfg):
+    """`metrics_fn` of the engine for one architecture: task-end readouts of ONE model
+    on its current task (`x` `(N, ...)`, labels `y` `(N,)`); cached, so every call of
+    `train.train_steps` with this architecture reuses one compiled program."""
+    act = model_cfg.activation
     network = make_network(model_cfg)
-    opt = optax.scale_by_adam()
+
+    def readouts(params, task, key):
+        xs = task.x.reshape(-1, P.probe_size, *task.x.shape[1:])
+        ys = task.y.reshape(-1, P.probe_size)
+
+        def chunk(args):
+            xb, yb = args
+            logits = network.apply(params, xb)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+            return loss, jnp.mean(jnp.argmax(logits, -1) == yb)
+
+        loss, acc = jax.lax.map(chunk, (xs, ys))
+        _, inter = network.apply_with_intermediates(params, task.x[: P.probe_size])
+        _, zombie = units.linearized_r2_fraction(inter.preacts, act)
+        _, dead = units.dead_unit_fraction([inter.acts[-1]])
+        slope_var = jnp.mean(
+            jnp.stack([jnp.var(units.activation_slope(z, act)) for z in inter.preacts])
+        )
+        return {
+            "end_loss": loss.mean(),
+            "end_accuracy": acc.mean(),
+            "zombie": zombie,
+            "dead": dead,
+            "slope_var": slope_var,
+        }
+
+    return readouts
+
+
+READOUTS = {"end_loss": "loss", "end_accuracy": "accuracy", "zombie": "zombie", "dead": "dead"}
+READOUTS["slope_var"] = "slope_var"
+
+
+def train_models(model_cfg, labels, model_seeds, lrs, desc, shifts=None, keep_params=False):
+    """Train ``M`` models of one architecture on their own task streams, with the
+    library's engine (`train.init_state`, one `train.train_steps` call per task).
+
+    ``labels`` ``(M, T, N)``, ``model_seeds`` ``(M,)`` (initialisation and minibatches,
+    `keys` scheme), ``lrs`` ``(M,)`` (a traced hyperparameter: one program);
+    ``shifts`` ``(M,)`` (MLP only): each model's activation shift ``c``
+    (``models.shift_to_biases`` on the engine's initialisation). Returns ``{readout:
+    (M, T)}`` numpy arrays (NaN once a model's loss is not finite), and the final
+    parameters (leading ``M``) under ``"params"`` when ``keep_params``."""
+    network = make_network(model_cfg)
+    cfg = train.TrainConfig(learning_rate=float(lrs[0]), batch_size=P.batch_size)
+    hparams = {"learning_rate": np.asarray(lrs, np.float32)}
+    init_params = None
+    if shifts is not None:
+        params = train.initial_params(network, list(model_seeds), X[:2])
+        shift = jax.jit(jax.vmap(lambda p, c: shift_to_biases(network, p, c)))
+        init_params = shift(params, jnp.asarray(shifts, jnp.float32))
+    state = train.init_state(network, cfg, list(model_seeds), X[:2], init_params=init_params)
     labels = jnp.asarray(labels)
-    lrs = jnp.asarray(lrs, jnp.float32)
-    shifts = jnp.zeros(len(model_seeds)) if shifts is None else jnp.asarray(shifts, jnp.float32)
+    mask = jnp.ones((n,), jnp.float32)
 
-    def init(seed, c):
-        params = network.init(jax.random.fold_in(jax.random.PRNGKey(seed), 0), X[:1])
-        if model_cfg.arch == "mlp":
-            params = shift_to_biases(network, params, c)
-        return params, opt.init(params)
+    def chunk(state, t):
+        task = tasks.Task(X, labels[:, t], mask)  # inputs shared, labels per model
+        state, logs = train.train_steps(
+            network,
+            cfg,
+            state,
+            task,
+            P.steps_per_task,
+            metrics_fn=readouts_fn(model_cfg),
+            hparams=hparams,
+            task_batched=(None, 0, None),
+        )
+        return state, {name: logs[k] for k, name in READOUTS.items()}  # (M, 1) each
 
-    def one_task(carry, y, lr, key):
-        def step(c, k):
-            params, state = c
-            idx = jax.random.randint(k, (P.batch_size,), 0, n)
-
-            def loss_fn(p):
-                logits = network.apply(p, X[idx])
-                return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
-
-            grads = jax.grad(loss_fn)(params)
-            updates, state = opt.update(grads, state, params)
-            params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
-            return (params, state), None
-
-        carry, _ = jax.lax.scan(step, carry, jax.random.split(key, P.steps_per_task))
-        return carry, readouts(network, carry[0], y)
-
-    task_fn = jax.jit(jax.vmap(one_task))
-    carry = jax.jit(jax.vmap(init))(jnp.asarray(model_seeds), shifts)
-    step_keys = [
-        jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(s), 2), 0) for s in model_seeds
-    ]
-    base = jnp.stack(step_keys)
-
-    def chunk(carry, t):
-        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(base)
-        carry, out = task_fn(carry, labels[:, t], lrs, keys)
-        return carry, jax.tree.map(lambda v: v[:, None], out)
-
-    _, out = runner.run_chunks(chunk, carry, P.num_tasks, desc=desc, unit="task")
+    state, out = runner.run_chunks(chunk, state, P.num_tasks, desc=desc, unit="task")
     out = {k: np.asarray(v, np.float64) for k, v in out.items()}
     bad = ~np.isfinite(out["loss"])
     bad = np.logical_or.accumulate(bad, axis=1)
-    return {k: np.where(bad, np.nan, v) for k, v in out.items()}
+    out = {k: np.where(bad, np.nan, v) for k, v in out.items()}
+    if keep_params:
+        out["params"] = state.params
+    return out
 
 
-def run_arm(model_cfg, streams, seeds_, lr, desc):
+def run_arm(model_cfg, streams, seeds_, lr, desc, keep_params=False):
     """Every (stream, seed) of one architecture at one learning rate:
-    ``{stream: {readout: (S, T)}}``."""
+    ``{stream: {readout: (S, T)}}``; with ``keep_params`` also the final parameters,
+    every leaf ``(len(streams), S, ...)`` (stream-major)."""
     pairs = [(s, sd) for s in streams for sd in seeds_]
     labels = np.stack([task_labels(s, sd) for s, sd in pairs])
-    out = train_models(model_cfg, labels, [sd for _, sd in pairs], [lr] * len(pairs), desc)
+    out = train_models(
+        model_cfg, labels, [sd for _, sd in pairs], [lr] * len(pairs), desc, keep_params=keep_params
+    )
+    params = out.pop("params", None)
     S = len(seeds_)
-    return {s: {k: v[i * S : (i + 1) * S] for k, v in out.items()} for i, s in enumerate(streams)}
+    runs = {s: {k: v[i * S : (i + 1) * S] for k, v in out.items()} for i, s in enumerate(streams)}
+    if not keep_params:
+        return runs
+    return runs, jax.tree.map(lambda a: a.reshape(len(streams), S, *a.shape[1:]), params)
 
 
 def last3(acc):
@@ -450,10 +476,57 @@ for norm in NORMS:
 # size (not re-tuned).
 
 # %%
-size_runs = {}
+size_runs, size_params = {}, {}
 sizes = [(d, P.mlp_width) for d in P.depths] + [(P.mlp_depth, wd) for wd in P.widths]
 for d, wd in dict.fromkeys(sizes):
-    size_runs[d, wd] = run_arm(mlp(d, wd), STREAMS, seed_list, LR, f"MLP {d}x{wd}")
+    size_runs[d, wd], size_params[d, wd] = run_arm(
+        mlp(d, wd), STREAMS, seed_list, LR, f"MLP {d}x{wd}", keep_params=True
+    )
+
+# %% [markdown]
+# ### The plasticity measure beside depth and width
+#
+# Whether a network of some size *lost* plasticity is measured the book's one way (§2.2,
+# `diagnostics.plasticity_measure`): the final network of each stream and seed trains,
+# with a fresh Adam state, for `steps_per_task` steps on a fresh random labelling of the
+# same images, and a fresh initialisation of the same size and seed trains on the same
+# labels with the same minibatches, at the same learning rate. The **loss ratio** is the
+# final training loss of the trained network over that of the fresh one (above 1: the
+# trained network fits a new task less well than a fresh one, plasticity lost); the
+# **accuracy gap** is the fresh network's accuracy minus the trained one's. One program
+# per size trains both streams' final networks and the fresh ones together.
+
+# %%
+plast_cfg = train.TrainConfig(learning_rate=LR, batch_size=P.batch_size)
+plast = {
+    key: diagnostics.plasticity_measure(
+        make_network(mlp(*key)),
+        plast_cfg,
+        params,
+        seed_list,
+        steps=P.steps_per_task,
+        x=X,
+        num_classes=K,
+    )
+    for key, params in size_params.items()
+}
+plast_rows = []
+for (d, wd), pm in plast.items():
+    for i, s in enumerate(STREAMS):
+        ratio = claims.t_interval(pm.loss_ratio[i], drop_nonfinite=True)
+        gap = claims.t_interval(pm.accuracy_gap[i], drop_nonfinite=True)
+        plast_rows.append(
+            {
+                "stream": s,
+                "depth": d,
+                "width": wd,
+                "loss ratio (trained / fresh)": claims.format_estimate(ratio),
+                "accuracy gap, fresh minus trained (points)": f"{100 * gap.value:.1f}",
+                "ratio": ratio,
+            }
+        )
+plast_table = pd.DataFrame(plast_rows)
+display(plast_table.drop(columns="ratio").set_index(["stream", "depth", "width"]))
 print(f"all runs done after {time.perf_counter() - T0:.0f} s")
 
 # %% [markdown]
@@ -540,31 +613,36 @@ plotting.figure(fig, "ch09_offcentre_relu", P.profile)
 # ```
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-for ax, (name, key_of, values) in zip(
-    axes,
+fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex="col")
+for j, (name, key_of, values) in enumerate(
     (
         ("depth", lambda v: (v, P.mlp_width), P.depths),
         ("width", lambda v: (P.mlp_depth, v), P.widths),
-    ),
+    )
 ):
     for k, s in enumerate(STREAMS):
+        xs = np.arange(len(values)) + 0.05 * (k - 0.5)
         acc = np.stack([100 * last3(size_runs[key_of(v)][s]["accuracy"]) for v in values], 1)
-        ax.errorbar(
-            np.arange(len(values)) + 0.05 * (k - 0.5),
-            np.nanmean(acc, 0),
-            yerr=np.nanstd(acc, 0),
-            marker="o",
-            capsize=3,
-            label=s,
-            color=f"C{k}",
-        )
-    ax.set_xticks(range(len(values)), [str(v) for v in values])
+        ratio = np.stack([plast[key_of(v)].loss_ratio[k] for v in values], 1)
+        for ax, y in ((axes[0, j], acc), (axes[1, j], ratio)):
+            ax.errorbar(
+                xs,
+                np.nanmean(y, 0),
+                yerr=np.nanstd(y, 0),
+                marker="o",
+                capsize=3,
+                label=s,
+                color=f"C{k}",
+            )
     fixed = f"width {P.mlp_width}" if name == "depth" else f"depth {P.mlp_depth}"
-    ax.set(xlabel=f"{name} ({fixed})", title=f"Last-3-task accuracy against {name}")
-    plotting.reference_line(ax, 100 * CHANCE, "chance")
-axes[0].set_ylabel("mean accuracy, last 3 tasks (%)")
-axes[0].legend(fontsize=8)
+    axes[1, j].set_xticks(range(len(values)), [str(v) for v in values])
+    axes[1, j].set(xlabel=f"{name} ({fixed})", title=f"Plasticity measure against {name}")
+    axes[0, j].set(title=f"Last-3-task accuracy against {name}")
+    plotting.reference_line(axes[0, j], 100 * CHANCE, "chance")
+    plotting.reference_line(axes[1, j], 1.0, "fresh network")
+axes[0, 0].set_ylabel("mean accuracy, last 3 tasks (%)")
+axes[1, 0].set_ylabel("loss ratio, trained / fresh")
+axes[0, 0].legend(fontsize=8)
 fig.tight_layout()
 plotting.figure(fig, "ch09_depth_width", P.profile)
 
@@ -572,14 +650,19 @@ plotting.figure(fig, "ch09_depth_width", P.profile)
 # ```{glue:figure} ch09_depth_width
 # ---
 # name: fig-ch09-depth-width
-# alt: Two panels of last-three-task accuracy, left against MLP depth, right against MLP
-#   width, one line per stream with error bars over seeds.
+# alt: Four panels; top, last-three-task accuracy against MLP depth (left) and width
+#   (right); bottom, the plasticity measure's loss ratio against depth and width; one
+#   line per stream with error bars over seeds.
 # ---
-# Mean end-of-task accuracy over the last three tasks (seed mean ± one standard deviation)
-# of ReLU MLPs against depth at fixed width (left) and against width at fixed depth
-# (right), per stream, all at the learning rate calibrated for depth 4. What to see:
-# whether accuracy rises with width on both streams, and whether depth helps on permuted
-# classes but not on random labels (the paper's Fig. 10).
+# ReLU MLPs against depth at fixed width (left) and against width at fixed depth
+# (right), per stream, all at the learning rate calibrated for depth 4; seed mean ± one
+# standard deviation. Top: mean end-of-task accuracy over the last three tasks (dotted:
+# chance). Bottom: the plasticity measure, the final training loss on a fresh random
+# labelling of the network trained on the stream over that of a fresh network of the
+# same size (dotted: 1, as plastic as a fresh network; above: plasticity lost). What to
+# see: whether accuracy rises with width on both streams, whether depth helps on
+# permuted classes but not on random labels (the paper's Fig. 10), and whether the sizes
+# that do worse on a stream are also the ones that lost plasticity by the §2.2 measure.
 # ```
 
 # %% [markdown]
@@ -590,11 +673,29 @@ plotting.figure(fig, "ch09_depth_width", P.profile)
 # end-of-task accuracy over the last three tasks; intervals are Student-t over seeds
 # (over runs for `ch9.zombies_track_loss`). A Spearman correlation over tasks is set to 0
 # when one of its two series is constant over the tasks (e.g. a dead fraction that stays
-# 0: it cannot correlate with anything); runs with a non-finite loss are left out.
+# 0: it cannot correlate with anything), a rule fixed before the first run: such a run
+# enters the mean as a correlation of exactly 0 (it is not dropped), and the claim's
+# record says in how many runs each series was constant. Runs with a non-finite loss are
+# left out.
+#
+# **Ceiling rule** (the scorecard's, `claims.Bound`, as in chapters 2 and 6): a comparison
+# of accuracies between arms (`ch9.offcentre_still_helps`, `ch9.width_helps`,
+# `ch9.depth_split`) could not have come out either way when every network already fits
+# its tasks: a part is *uninformative* when every last-3-task accuracy of every seed of
+# every compared arm is within `CEILING_TOL` (`0.005`) of `1`.
 
 
 # %%
+CEILING, CEILING_TOL = 1.0, 0.005  # accuracy: "at the ceiling" = every value >= 99.5 %
+
+
+def ceiling(**arms) -> claims.Bound:
+    """The ceiling guard of an accuracy comparison: `arms` {name: accuracies (S, ...)}."""
+    return claims.Bound(CEILING, CEILING_TOL, arms)
+
+
 def rho_over_tasks(a, b):
+    """Spearman ρ over tasks of two series; 0 when either is constant (the rule above)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
@@ -615,9 +716,13 @@ for (act, norm), by_stream in zombie_runs.items():
                     "seed": sd,
                     "rho_zombie": rho_over_tasks(r["zombie"][i], r["loss"][i]),
                     "rho_dead": rho_over_tasks(r["dead"][i], r["loss"][i]),
+                    "zombie_constant": bool(np.ptp(r["zombie"][i]) == 0),
+                    "dead_constant": bool(np.ptp(r["dead"][i]) == 0),
+                    "loss_constant": bool(np.ptp(r["loss"][i]) == 0),
                 }
             )
 rho = pd.DataFrame(rho_rows)
+n_const = {k: int(rho[f"{k}_constant"].sum()) for k in ("zombie", "dead", "loss")}
 est = {
     "rho_zombie": claims.t_interval(rho["rho_zombie"].to_numpy()),
     "rho_diff": claims.t_interval((rho["rho_zombie"] - rho["rho_dead"]).to_numpy()),
@@ -636,13 +741,17 @@ book.check(
     figure="App. E.8, Fig. 23",
     parts=[
         claims.part(
-            "mean over runs of Spearman ρ over tasks (zombie fraction, end-of-task loss)",
+            "mean over runs of Spearman ρ over tasks (zombie fraction, end-of-task loss); "
+            f"ρ := 0 in the {n_const['zombie']} of {len(rho)} runs whose zombie fraction "
+            f"(or loss: {n_const['loss']}) is constant over tasks",
             est["rho_zombie"],
             0.0,
             ">",
         ),
         claims.part(
-            "mean over runs of ρ(zombie, loss) minus ρ(penultimate dead, loss) (paired)",
+            "mean over runs of ρ(zombie, loss) minus ρ(penultimate dead, loss) (paired); "
+            f"ρ(dead, loss) := 0 in the {n_const['dead']} of {len(rho)} runs whose dead "
+            "fraction is constant over tasks",
             est["rho_diff"],
             0.0,
             ">",
@@ -687,16 +796,17 @@ if candidates:
 offc_parts = []
 for shift in (-1.0, 1.0):
     if shift in P.shifts:
-        diff = last3(offcentre[shift, "layer"]["accuracy"]) - last3(
-            offcentre[shift, "none"]["accuracy"]
-        )
-        est[f"offc{shift:+g}"] = claims.t_interval(diff, drop_nonfinite=True)
+        ln, no = offcentre[shift, "layer"]["accuracy"], offcentre[shift, "none"]["accuracy"]
+        est[f"offc{shift:+g}"] = claims.t_interval(last3(ln) - last3(no), drop_nonfinite=True)
         offc_parts.append(
             claims.part(
                 f"c = {shift:+g}: last-3 accuracy, LN minus no norm (paired)",
                 est[f"offc{shift:+g}"],
                 0.0,
                 ">",
+                bound=ceiling(
+                    **{f"c={shift:+g} LN": ln[:, -3:], f"c={shift:+g} no norm": no[:, -3:]}
+                ),
             )
         )
 book.check(
@@ -709,27 +819,50 @@ book.check(
 )
 
 
+def wkey(v):  # the width sweep's (depth, width)
+    return (P.mlp_depth, v)
+
+
+def dkey(v):  # the depth sweep's (depth, width)
+    return (v, P.mlp_width)
+
+
 def size_acc(key_of, values, s):
     return np.stack([last3(size_runs[key_of(v)][s]["accuracy"]) for v in values], 1)
 
 
+def size_bound(key_of, values, s):
+    """Ceiling guard over the last-3-task accuracies of the sizes `values` on stream `s`."""
+    return ceiling(
+        **{
+            f"{key_of(v)[0]}x{key_of(v)[1]}": size_runs[key_of(v)][s]["accuracy"][:, -3:]
+            for v in values
+        }
+    )
+
+
 width_parts, depth_parts = [], []
 for s in STREAMS:
-    acc_w = size_acc(lambda v: (P.mlp_depth, v), P.widths, s)
+    acc_w = size_acc(wkey, P.widths, s)
     est[f"width_rho {s}"] = stats.spearman_of_seed_means(acc_w, P.widths)
     est[f"width_diff {s}"] = claims.t_interval(acc_w[:, -1] - acc_w[:, 0], drop_nonfinite=True)
     width_parts += [
         claims.part(
-            f"{s}: Spearman ρ(width, seed-mean last-3 accuracy)", est[f"width_rho {s}"], 1.0, ">="
+            f"{s}: Spearman ρ(width, seed-mean last-3 accuracy)",
+            est[f"width_rho {s}"],
+            1.0,
+            ">=",
+            bound=size_bound(wkey, P.widths, s),
         ),
         claims.part(
             f"{s}: last-3 accuracy, width {P.widths[-1]} minus {P.widths[0]}",
             est[f"width_diff {s}"],
             0.0,
             ">",
+            bound=size_bound(wkey, (P.widths[0], P.widths[-1]), s),
         ),
     ]
-    acc_d = size_acc(lambda v: (v, P.mlp_width), P.depths, s)
+    acc_d = size_acc(dkey, P.depths, s)
     est[f"depth_diff {s}"] = claims.t_interval(acc_d[:, -1] - acc_d[:, 0], drop_nonfinite=True)
 rl, pc = STREAMS
 book.check(
@@ -751,12 +884,14 @@ book.check(
             est[f"depth_diff {rl}"],
             0.0,
             "<",
+            bound=size_bound(dkey, (P.depths[0], P.depths[-1]), rl),
         ),
         claims.part(
             f"{pc}: last-3 accuracy, depth {P.depths[-1]} minus depth {P.depths[0]}",
             est[f"depth_diff {pc}"],
             -0.01,
             ">",
+            bound=size_bound(dkey, (P.depths[0], P.depths[-1]), pc),
         ),
     ],
 )

@@ -100,3 +100,35 @@ def test_profiles_follow_the_issue():
     for prof in ("smoke", "default", "paper"):
         r = profiles.resolve("ch09_zombie_units", prof)
         assert r.n_train % r.probe_size == 0
+
+
+def test_shifted_biases_train_like_the_shifted_network_in_the_engine():
+    """The chapter's off-centre runs: the engine (`train.init_state` with
+    ``init_params=shift_to_biases(...)``, `train.train_steps` with a per-model learning
+    rate) trains the plain network from the shifted biases exactly like the network with
+    ``activation_shift=c`` from the engine's own initialisation, model by model."""
+    from plasticity_lib import tasks, train
+
+    x = _x((24, 5))
+    y = jnp.asarray(np.arange(24) % 3, jnp.int32)
+    seeds, cs, lrs = [0, 1], [-1.0, 1.0], [3e-3, 1e-2]
+    plain = make_network(ModelConfig(depth=2, width=6, num_outputs=3))
+    cfg = train.TrainConfig(learning_rate=1e-3, batch_size=8)
+    p0 = train.initial_params(plain, seeds, x[:2])
+    shifted_p0 = jax.vmap(lambda p, c: shift_to_biases(plain, p, c))(p0, jnp.asarray(cs))
+    state = train.init_state(plain, cfg, seeds, x[:2], init_params=shifted_p0)
+    task = tasks.Task(x, jnp.stack([y, (y + 1) % 3]), jnp.ones(24, jnp.float32))
+    hp = {"learning_rate": np.asarray(lrs, np.float32)}
+    state, _ = train.train_steps(
+        plain, cfg, state, task, 20, hparams=hp, task_batched=(None, 0, None)
+    )
+    for m in range(2):
+        net_c = make_network(ModelConfig(depth=2, width=6, num_outputs=3, activation_shift=cs[m]))
+        one = train.TrainConfig(learning_rate=lrs[m], batch_size=8)
+        st = train.init_state(net_c, one, [seeds[m]], x[:2])
+        st, _ = train.train_steps(net_c, one, st, tasks.Task(x, task.y[m], task.mask), 20)
+        got = plain.apply(jax.tree.map(lambda a: a[m], state.params), x)
+        want = net_c.apply(jax.tree.map(lambda a: a[0], st.params), x)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        p_init = plain.apply(jax.tree.map(lambda a: a[m], shifted_p0), x)
+        assert not np.allclose(got, p_init, atol=1e-3)  # it trained

@@ -99,6 +99,37 @@ def hessian_top_eigenvalue(
 sharpness = hessian_top_eigenvalue
 
 
+def _converging_power_iteration(loss_fn, params, rtol: float, min_iters: int):
+    """Shared by the ``*_converged`` estimators: ``(flat, hvp, phase)`` where ``flat`` is
+    the raveled ``params`` ``(P,)``, ``hvp`` the linearised Hessian-vector product and
+    ``phase(v0, shift, cap) -> (rho, rel)`` power iteration on ``H - shift I`` from the
+    unit vector ``v0`` until the Rayleigh quotient ``rho`` (of ``H``) changes by less than
+    ``rtol`` relative (at least ``min_iters``, at most ``cap`` iterations; ``cap`` may be
+    a traced per-member value under ``vmap``); ``rel`` is its last relative change."""
+    flat, unravel = ravel_pytree(params)
+    grad_flat = lambda f: ravel_pytree(jax.grad(loss_fn)(unravel(f)))[0]
+    _, hvp_lin = jax.linearize(grad_flat, flat)
+    unit = lambda v: v / (jnp.linalg.norm(v) + 1e-30)
+    zero = jnp.zeros((), flat.dtype)
+
+    def phase(v0, shift, cap):
+        def cond(c):
+            i, _, _, rel = c
+            return (i < cap) & ((i < min_iters) | (rel >= rtol))
+
+        def body(c):
+            i, v, rho_old, _ = c
+            w = hvp_lin(v)
+            rho = jnp.vdot(v, w)
+            rel = jnp.abs(rho - rho_old) / (jnp.abs(rho) + 1e-30)
+            return i + 1, unit(w - shift * v), rho, rel
+
+        _, _, rho, rel = jax.lax.while_loop(cond, body, (0, v0, zero, zero + jnp.inf))
+        return rho, rel
+
+    return flat, hvp_lin, phase
+
+
 def hessian_extreme_eigenvalues_converged(
     loss_fn: Callable[[Any], Array],
     params: Any,
@@ -116,30 +147,12 @@ def hessian_extreme_eigenvalues_converged(
     ``rel_change`` is the larger of the two phases' last relative changes: below ``rtol``
     unless a phase hit ``max_iters``.
     """
-    flat, unravel = ravel_pytree(params)
-    grad_flat = lambda f: ravel_pytree(jax.grad(loss_fn)(unravel(f)))[0]
-    _, hvp_lin = jax.linearize(grad_flat, flat)
+    flat, _, phase = _converging_power_iteration(loss_fn, params, rtol, min_iters)
     k1, k2 = jax.random.split(key)
     unit = lambda v: v / (jnp.linalg.norm(v) + 1e-30)
     zero = jnp.zeros((), flat.dtype)
-
-    def phase(v0, shift):
-        def cond(c):
-            i, _, _, rel = c
-            return (i < max_iters) & ((i < min_iters) | (rel >= rtol))
-
-        def body(c):
-            i, v, rho_old, _ = c
-            w = hvp_lin(v)
-            rho = jnp.vdot(v, w)
-            rel = jnp.abs(rho - rho_old) / (jnp.abs(rho) + 1e-30)
-            return i + 1, unit(w - shift * v), rho, rel
-
-        _, _, rho, rel = jax.lax.while_loop(cond, body, (0, v0, zero, zero + jnp.inf))
-        return rho, rel
-
-    lam_a, rel_a = phase(unit(jax.random.normal(k1, flat.shape, flat.dtype)), zero)
-    lam_b, rel_b = phase(unit(jax.random.normal(k2, flat.shape, flat.dtype)), lam_a)
+    lam_a, rel_a = phase(unit(jax.random.normal(k1, flat.shape, flat.dtype)), zero, max_iters)
+    lam_b, rel_b = phase(unit(jax.random.normal(k2, flat.shape, flat.dtype)), lam_a, max_iters)
     return jnp.maximum(lam_a, lam_b), jnp.minimum(lam_a, lam_b), jnp.maximum(rel_a, rel_b)
 
 
@@ -174,28 +187,10 @@ def hessian_top_eigenvalue_converged(
     Returns:
       two scalars ``(lambda_max, rel_change)``.
     """
-    flat, unravel = ravel_pytree(params)
-    grad_flat = lambda f: ravel_pytree(jax.grad(loss_fn)(unravel(f)))[0]
-    _, hvp_lin = jax.linearize(grad_flat, flat)
+    flat, _, phase = _converging_power_iteration(loss_fn, params, rtol, min_iters)
     k1, k2 = jax.random.split(key)
     unit = lambda v: v / (jnp.linalg.norm(v) + 1e-30)
     zero = jnp.zeros((), flat.dtype)
-
-    def phase(v0, shift, cap):
-        def cond(c):
-            i, _, _, rel = c
-            return (i < cap) & ((i < min_iters) | (rel >= rtol))
-
-        def body(c):
-            i, v, rho_old, _ = c
-            w = hvp_lin(v)
-            rho = jnp.vdot(v, w)
-            rel = jnp.abs(rho - rho_old) / (jnp.abs(rho) + 1e-30)
-            return i + 1, unit(w - shift * v), rho, rel
-
-        _, _, rho, rel = jax.lax.while_loop(cond, body, (0, v0, zero, zero + jnp.inf))
-        return rho, rel
-
     lam_a, rel_a = phase(unit(jax.random.normal(k1, flat.shape, flat.dtype)), zero, max_iters)
     cap_b = jnp.where(lam_a < 0, max_iters, 0)
     lam_b, rel_b = phase(unit(jax.random.normal(k2, flat.shape, flat.dtype)), lam_a, cap_b)

@@ -122,6 +122,7 @@ from plasticity_lib import (
     stats,
     targets,
     tasks,
+    timing,
     train,
 )
 from plasticity_lib.diagnostics import probe
@@ -199,7 +200,8 @@ profiles.show("ch07_target_scale")
 #   - 2,000 steps on a subset of the buffer, fresh optimizer
 #   - `probe_steps` Adam steps, minibatches of `probe_batch` from `probe_inputs` states
 #   - enough states that a fresh network does not fit them exactly (a ratio of two zeros
-#     would say nothing)
+#     would say nothing); fewer probe steps than the paper's for the CPU budget (the probe
+#     was three quarters of the chapter's time)
 # * - length
 #   - 50,000 steps (Fig. 5), 500,000 (E.6)
 #   - `steps`
@@ -349,21 +351,35 @@ def make_train(network, loss):
 # ratio above 1 means the trained network fits a new target function less well than a
 # fresh one, i.e. it has lost plasticity (§2.2). For the regression network this is the
 # paper's "expected reduction in TD error if the network were to fit its Bellman targets
-# with a random reward function".
+# with a random reward function". The agents of one seed share their initialisation and
+# their $\eta$, so checkpoint 0 is probed once per seed, and all checkpoints of a network
+# are probed in one compiled, vmapped call.
 
 
 # %%
-def probe_checkpoints(network, ckpts, probe_keys, desc):
-    """Final probe losses ``(M, K)`` of every model's checkpoints ``ckpts`` (leaves
-    ``(M, K, ...)``), vmapped over the models, one compiled call per checkpoint index;
-    ``probe_keys`` ``(M, 2)``: model m's perturbation and minibatches."""
+def probe_checkpoints(network, ckpts, probe_keys, n_arms, desc):
+    """Final probe losses ``(M, K + 1)`` of every model's checkpoints ``ckpts`` (leaves
+    ``(M, K + 1, ...)``, models arm-major ``m = arm * S + seed``, checkpoint 0 the
+    initialisation), all in ONE compiled, vmapped call. Models of one seed share their
+    initialisation and ``probe_keys`` ``(M, 2)`` row, so checkpoint 0 is probed once per
+    seed (the first arm's rows) and that loss is shared by the seed's arms."""
 
     def apply_fn(params, xs):
         return dqn.q_values(network, params, xs)
 
-    @jax.jit
-    def one_checkpoint(params, k):
-        return jax.vmap(
+    num = jax.tree.leaves(ckpts)[0].shape[1] - 1  # trained checkpoints per model
+    init0 = jax.tree.map(lambda a: a[:S, 0], ckpts)
+    for arm_i in range(1, n_arms):  # the shared initialisation is what makes this exact
+        if not all(
+            np.array_equal(a[arm_i * S : (arm_i + 1) * S, 0], b)
+            for a, b in zip(jax.tree.leaves(ckpts), jax.tree.leaves(init0))
+        ):
+            raise RuntimeError("models of one seed must share their initial parameters")
+    trained = jax.tree.map(lambda a: a[:, 1:].reshape(-1, *a.shape[2:]), ckpts)
+    params = jax.tree.map(lambda a, b: np.concatenate([a, b]), init0, trained)
+    k_all = jnp.concatenate([probe_keys[:S], jnp.repeat(probe_keys, num, axis=0)])
+    run = jax.jit(
+        jax.vmap(
             lambda p, key: probe.plasticity_probe(
                 apply_fn,
                 p,
@@ -373,15 +389,13 @@ def probe_checkpoints(network, ckpts, probe_keys, desc):
                 lr=P.probe_lr,
                 batch_size=P.probe_batch,
             )
-        )(params, k)
-
-    num = jax.tree.leaves(ckpts)[0].shape[1]
-
-    def chunk(carry, i):
-        params = jax.tree.map(lambda a: a[:, i], ckpts)
-        return carry, np.asarray(one_checkpoint(params, probe_keys))[:, None]
-
-    return runner.run_chunks(chunk, 0, num, desc=desc, unit="checkpoint")[1]
+        )
+    )
+    print(f"{desc}: {S + n_arms * S * num} probes of {P.probe_steps} steps in one call", flush=True)
+    with timing.section("evaluation"):
+        losses = np.asarray(run(params, k_all))
+    at_init = np.tile(losses[:S], n_arms)[:, None]  # (M, 1): model m = arm * S + seed
+    return np.concatenate([at_init, losses[S:].reshape(n_arms * S, num)], axis=1)
 
 
 # %% [markdown]
@@ -488,7 +502,7 @@ for (cfg, td), group in groups.items():
         checkpoint=profiles.checkpoint_path(P, f"train {label}"),  # paper profile: resumable
     )
     ckpts = jax.tree.map(lambda a, b: np.concatenate([np.asarray(a), b], axis=1), start, ckpts)
-    probe_loss = probe_checkpoints(network, ckpts, tile(probe_keys), f"probe {label}")
+    probe_loss = probe_checkpoints(network, ckpts, tile(probe_keys), len(group), f"probe {label}")
     norms = np.asarray(jax.jit(jax.vmap(jax.vmap(optax.tree_utils.tree_norm)))(ckpts))
     for i, a in enumerate(group):
         rows = slice(i * S, (i + 1) * S)

@@ -360,42 +360,22 @@ def make_train(network, loss):
 def probe_checkpoints(network, ckpts, probe_keys, n_arms, desc):
     """Final probe losses ``(M, K + 1)`` of every model's checkpoints ``ckpts`` (leaves
     ``(M, K + 1, ...)``, models arm-major ``m = arm * S + seed``, checkpoint 0 the
-    initialisation), all in ONE compiled, vmapped call. Models of one seed share their
-    initialisation and ``probe_keys`` ``(M, 2)`` row, so checkpoint 0 is probed once per
-    seed (the first arm's rows) and that loss is shared by the seed's arms."""
-
-    def apply_fn(params, xs):
-        return dqn.q_values(network, params, xs)
-
+    initialisation), all in ONE compiled, vmapped call (`probe.probe_checkpoints`: models
+    of one seed share their initialisation and probe key, so checkpoint 0 is probed once
+    per seed and that loss is shared by the seed's arms)."""
     num = jax.tree.leaves(ckpts)[0].shape[1] - 1  # trained checkpoints per model
-    init0 = jax.tree.map(lambda a: a[:S, 0], ckpts)
-    for arm_i in range(1, n_arms):  # the shared initialisation is what makes this exact
-        if not all(
-            np.array_equal(a[arm_i * S : (arm_i + 1) * S, 0], b)
-            for a, b in zip(jax.tree.leaves(ckpts), jax.tree.leaves(init0))
-        ):
-            raise RuntimeError("models of one seed must share their initial parameters")
-    trained = jax.tree.map(lambda a: a[:, 1:].reshape(-1, *a.shape[2:]), ckpts)
-    params = jax.tree.map(lambda a, b: np.concatenate([a, b]), init0, trained)
-    k_all = jnp.concatenate([probe_keys[:S], jnp.repeat(probe_keys, num, axis=0)])
-    run = jax.jit(
-        jax.vmap(
-            lambda p, key: probe.plasticity_probe(
-                apply_fn,
-                p,
-                x_probe,
-                key,
-                steps=P.probe_steps,
-                lr=P.probe_lr,
-                batch_size=P.probe_batch,
-            )
-        )
-    )
     print(f"{desc}: {S + n_arms * S * num} probes of {P.probe_steps} steps in one call", flush=True)
     with timing.section("evaluation"):
-        losses = np.asarray(run(params, k_all))
-    at_init = np.tile(losses[:S], n_arms)[:, None]  # (M, 1): model m = arm * S + seed
-    return np.concatenate([at_init, losses[S:].reshape(n_arms * S, num)], axis=1)
+        return probe.probe_checkpoints(
+            lambda params, xs: dqn.q_values(network, params, xs),
+            ckpts,
+            x_probe,
+            probe_keys,
+            n_arms,
+            steps=P.probe_steps,
+            lr=P.probe_lr,
+            batch_size=P.probe_batch,
+        )
 
 
 # %% [markdown]

@@ -144,3 +144,58 @@ def test_unknown_probe_optimizer_is_rejected(bad):
     x, w0, apply = _linear_problem()
     with pytest.raises(ValueError, match=r"optimizer=.*allowed: \['adam', 'sgd'\]"):
         P.plasticity_probe(apply, w0, x, jax.random.key(0), steps=2, optimizer=bad)
+
+
+def _stacked_checkpoints(groups=2, seeds=3, trained=2, shared=True):
+    """A tiny MLP's checkpoints ``(G * S, K + 1, ...)``, group-major; checkpoint 0 the
+    initialisation of the model's seed (shared across groups when ``shared``)."""
+    d, c = 5, 3
+    rng = np.random.default_rng(0)
+    init = rng.normal(size=(seeds, d, c)).astype(np.float32)
+    w = np.empty((groups * seeds, trained + 1, d, c), np.float32)
+    for g in range(groups):
+        for s in range(seeds):
+            w[g * seeds + s, 0] = init[s] if shared else rng.normal(size=(d, c))
+            w[g * seeds + s, 1:] = rng.normal(size=(trained, d, c))
+    return {"w": w, "b": np.zeros((groups * seeds, trained + 1, c), np.float32)}
+
+
+def _tanh_apply(p, x):
+    return jnp.tanh(x @ p["w"] + p["b"])
+
+
+def test_probe_checkpoints_shares_checkpoint_zero_and_matches_one_by_one():
+    groups, seeds, trained = 2, 3, 2
+    ckpts = _stacked_checkpoints(groups, seeds, trained)
+    x = jax.random.normal(jax.random.key(1), (8, 5))
+    seed_keys = jax.random.split(jax.random.PRNGKey(7), seeds)  # (S, 2) raw keys
+    probe_keys = jnp.tile(seed_keys, (groups, 1))  # (G * S, 2): a seed's key in every group
+    kw = dict(steps=20, lr=1e-2, batch_size=4)
+    got = P.probe_checkpoints(_tanh_apply, ckpts, x, probe_keys, groups, **kw)
+    assert got.shape == (groups * seeds, trained + 1)
+    # independent computation: every (model, checkpoint) probed on its own
+    one = jax.jit(lambda p, key: P.plasticity_probe(_tanh_apply, p, x, key, **kw))
+    want = np.array(
+        [
+            [
+                float(one(jax.tree.map(lambda a, m=m, k=k: a[m, k], ckpts), probe_keys[m]))
+                for k in range(trained + 1)
+            ]
+            for m in range(groups * seeds)
+        ]
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # checkpoint 0 is one number per seed, the same in every group
+    np.testing.assert_array_equal(got[:seeds, 0], got[seeds:, 0])
+
+
+def test_probe_checkpoints_refuses_unshared_initialisation_or_keys():
+    x = jax.random.normal(jax.random.key(1), (8, 5))
+    keys = jnp.tile(jax.random.split(jax.random.PRNGKey(7), 3), (2, 1))
+    with pytest.raises(ValueError, match="share their initial parameters"):
+        P.probe_checkpoints(_tanh_apply, _stacked_checkpoints(shared=False), x, keys, 2, steps=2)
+    other = jax.random.split(jax.random.PRNGKey(8), 6)
+    with pytest.raises(ValueError, match="share their probe key"):
+        P.probe_checkpoints(_tanh_apply, _stacked_checkpoints(), x, other, 2, steps=2)
+    with pytest.raises(ValueError, match="num_groups=4"):
+        P.probe_checkpoints(_tanh_apply, _stacked_checkpoints(), x, keys, 4, steps=2)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 Array = jax.Array
@@ -50,6 +51,7 @@ __all__ = [
     "plasticity_probe",
     "probe_ratio",
     "probe_vmapped",
+    "probe_checkpoints",
 ]
 
 
@@ -225,3 +227,73 @@ def probe_vmapped(
     fn = lambda p, k: plasticity_probe(apply_fn, p, x, k, **probe_kwargs)
     in_axes = (0, 0 if _key_is_batched(key) else None)
     return jax.vmap(fn, in_axes=in_axes)(stacked_params, key)
+
+
+def probe_checkpoints(
+    apply_fn: Callable,
+    ckpts: Any,
+    x: Array,
+    probe_keys: Array,
+    num_groups: int,
+    **probe_kwargs,
+):
+    """Final B.3 probe losses of every checkpoint of ``M`` models, checkpoint 0 probed
+    once per seed, in ONE compiled, vmapped call.
+
+    The models are group-major, ``m = group * S + seed`` with ``S = M // num_groups``
+    (e.g. the arms of one network in chapter 7); the models of one seed share their
+    initialisation (checkpoint 0) and their ``probe_keys`` row, so the probe from
+    checkpoint 0 is the same computation for every group of a seed: it runs once per seed
+    (on the first group's rows) and its loss is shared. The result equals probing every
+    ``(model, checkpoint)`` separately with ``plasticity_probe`` (tested), with
+    ``S + M K`` probes instead of ``M (K + 1)``.
+
+    Args:
+      apply_fn: ``apply_fn(params, x) -> (n, C)``.
+      ckpts: pytree, every leaf ``(M, K + 1, ...)``; index 0 of axis 1 the initialisation.
+      x: ``(n, ...)`` probe inputs (closed over: the same for every probe).
+      probe_keys: ``(M, 2)`` (or ``(M,)`` typed) PRNG keys, one per model.
+      num_groups: number of groups ``G`` (``M`` must be a multiple of it).
+      **probe_kwargs: passed to ``plasticity_probe`` (``steps``, ``lr``, ``batch_size``
+        ...; not ``return_curve``).
+    Returns:
+      ``(M, K + 1)`` numpy array of final probe losses.
+    Raises:
+      ValueError: ``M`` not a multiple of ``num_groups``; the models of one seed do not
+        share their checkpoint 0 or their probe key (then sharing would not be exact).
+    """
+    probe_kwargs.pop("return_curve", None)
+    leaves = [np.asarray(a) for a in jax.tree.leaves(ckpts)]
+    m, k1 = leaves[0].shape[:2]
+    if num_groups < 1 or m % num_groups:
+        raise ValueError(
+            f"probe_checkpoints: num_groups={num_groups!r} must be >= 1 and divide the "
+            f"number of models M={m}"
+        )
+    s = m // num_groups
+    keys_np = (
+        np.asarray(jax.random.key_data(probe_keys))
+        if jax.dtypes.issubdtype(jnp.asarray(probe_keys).dtype, jax.dtypes.prng_key)
+        else np.asarray(probe_keys)
+    )
+    for g in range(1, num_groups):
+        rows = slice(g * s, (g + 1) * s)
+        if not all(np.array_equal(a[rows, 0], a[:s, 0]) for a in leaves):
+            raise ValueError(
+                "probe_checkpoints: the models of one seed must share their initial "
+                f"parameters (checkpoint 0); group {g} differs from group 0"
+            )
+        if not np.array_equal(keys_np[rows], keys_np[:s]):
+            raise ValueError(
+                "probe_checkpoints: the models of one seed must share their probe key; "
+                f"group {g} differs from group 0"
+            )
+    num = k1 - 1  # trained checkpoints per model
+    init0 = jax.tree.map(lambda a: np.asarray(a)[:s, 0], ckpts)
+    trained = jax.tree.map(lambda a: np.asarray(a)[:, 1:].reshape(-1, *a.shape[2:]), ckpts)
+    params = jax.tree.map(lambda a, b: np.concatenate([a, b]), init0, trained)
+    k_all = jnp.concatenate([probe_keys[:s], jnp.repeat(probe_keys, num, axis=0)])
+    run = jax.jit(jax.vmap(lambda p, key: plasticity_probe(apply_fn, p, x, key, **probe_kwargs)))
+    losses = np.asarray(run(params, k_all))
+    at_init = np.tile(losses[:s], num_groups)[:, None]  # (M, 1): model m = group * S + seed
+    return np.concatenate([at_init, losses[s:].reshape(m, num)], axis=1)

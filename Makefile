@@ -86,8 +86,9 @@ clean:
 	rm -rf _build results
 
 ## re-write the paired notebooks (no outputs) that Colab's launch buttons open
+## (--update keeps cell ids, so a diff shows only the cells that changed)
 pair: setup
-	$(BIN)/jupytext --to ipynb chapters/[0-9][0-9]_*.py
+	$(BIN)/jupytext --update --to ipynb chapters/[0-9][0-9]_*.py
 
 ## robustness runs (not part of book/test): every chapter's default profile again with
 ## held-out seeds (seed_offset=100) and on Fashion-MNIST, into results/robust-seeds/ and

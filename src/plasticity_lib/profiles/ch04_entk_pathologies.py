@@ -8,9 +8,10 @@ Four networks on a fixed, label-ordered batch of ``entk_batch`` MNIST training i
 of ``steps_per_task`` Adam steps. Checkpoints: (b) every ``reg_steps // reg_checkpoints``
 steps, (c)/(d) at the end of every task, plus the initialisations; each gets the eNTK
 summaries (of the eNTK, of its gradient-cosine matrix, and of the kernel without bias
-parameters) and the plasticity probe (``probe_steps`` steps on minibatches of
-``probe_batch`` of ``probe_n`` training images, once with Adam and once with SGD at a rate
-chosen from ``sgd_lr_grid`` on fresh networks by a fixed rule).
+parameters); the plasticity probe (``probe_steps`` steps on minibatches of
+``probe_batch`` of ``probe_n`` training images) runs at every checkpoint of (b) and at every
+``probe_task_stride``-th task end of (c)/(d) (the last always included), once with Adam
+and once with SGD at a rate chosen from ``sgd_lr_grid`` on fresh networks by a fixed rule.
 
 The paper profile follows B.1/B.2 for the random-label runs (MLP 512 x 4, Adam 1e-5,
 75,000 steps per task, 20 tasks, on MNIST); every profile runs B.3's probe length
@@ -78,8 +79,14 @@ class Parameters:
         range=(1, None),
     )
     probe_batch: int = param(
-        32,
+        16,
         "minibatch of the probe: each step sees probe_batch of the probe_n images",
+        range=(1, None),
+    )
+    probe_task_stride: int = param(
+        2,
+        "probe every probe_task_stride-th task end of (c), (d) (and always the last); "
+        "every checkpoint of (b)",
         range=(1, None),
     )
     probe_lr: float = param(0.001, "Adam learning rate of the probe", range=(0.0, None))
@@ -142,6 +149,7 @@ PAPER = dict(
     steps_per_task=75000,
     probe_n=1024,
     probe_batch=128,
+    probe_task_stride=1,
 )
 
 

@@ -757,7 +757,10 @@ share.round(1).rename_axis(columns="share of the labels (%) by age")
 # $\epsilon = 1$-equivalent iteration), so the claim asks whether that run's accuracy
 # holds up over the budget. It carries the scorecard's ceiling rule (`claims.Bound` at
 # accuracy 1, the tolerance in the code below): when every seed of both accuracies is at
-# the ceiling, the ratio could not have fallen, and the claim is uninformative.
+# the ceiling, the ratio could not have fallen, and the claim is uninformative. It is
+# uninformative too when some seed's accuracy after the first iteration is not at least
+# halfway from chance to perfect accuracy (`claims.FirstTask`): a ratio of chance-level accuracies
+# is about 1 whatever the shifts do.
 
 # %%
 fr = list(schedule.fractions)
@@ -828,6 +831,9 @@ if "relu" in runs:
             0.005,
             arms={"end of run": end["relu"][lo], "after the first iteration": first["relu"][lo]},
         ),
+        # a ratio of two chance-level accuracies is about 1: the first iteration must have
+        # been learned well above chance (issue 21's guard for a "keeps" claim)
+        first_task=claims.FirstTask(first["relu"][lo], chance=1 / C),
     )
 for act, cid, kind in (
     ("leaky_relu", "ch2.leaky_parallel", "paper"),

@@ -192,10 +192,10 @@ profiles.show("ch06_swiss_cheese")
 # (2 seeds; the check is rerun below, "Calibrating the difficulty"). With 512 images
 # (the previous default) every arm fitted every task completely, so no accuracy claim
 # could fail. MNIST reached the window; Fashion-MNIST was not needed. (5) A run of
-# $2.4\cdot10^3$ instead of $1.5\cdot10^6$ steps needs a stronger pull for the same norm
-# control (as in the overview chapter). (6) Feature-norm penalty $10^{-3}$; ReDo every
-# 100 steps with $\tau = 10^{-1}$; gradient-norm penalty $10^{-3}$; InFeR with 10 heads,
-# $\beta = 10$, coefficient $10^{-1}$: our choices, fixed before the runs, not tuned.
+# thousands of steps (`num_tasks` × `steps_per_task`) instead of $1.5\cdot10^6$ steps needs a
+# stronger pull for the same norm control (as in the overview chapter). (6) Feature-norm penalty
+# $10^{-3}$; ReDo every 100 steps with $\tau = 10^{-1}$; gradient-norm penalty $10^{-3}$; InFeR with
+# 10 heads, $\beta = 10$, coefficient $10^{-1}$: our choices, fixed before the runs, not tuned.
 # (7) Composite transforms a fixed half of the images (the same half for every seed):
 # the paper gives no composite fraction. (8) What a plastic network can fit.
 # (9) Stream N is calibrated the same way for its own step budget (`n_train_short`

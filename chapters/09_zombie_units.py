@@ -699,7 +699,11 @@ plotting.figure(fig, "ch09_depth_width", P.profile)
 # of accuracies between arms (`ch9.offcentre_still_helps`, `ch9.width_helps`,
 # `ch9.depth_split`) could not have come out either way when every network already fits
 # its tasks: a part is *uninformative* when every last-3-task accuracy of every seed of
-# every compared arm is within `CEILING_TOL` (`0.005`) of `1`.
+# every compared arm is within `CEILING_TOL` (`0.005`) of `1`. **Chance rule**
+# (`claims.FirstTask`): the permuted-classes part of `ch9.depth_split` says depth does not
+# hurt, which two networks at chance would pass; it is uninformative unless every seed of
+# both compared depths reached at least halfway from chance to perfect accuracy on the
+# first task.
 
 
 # %%
@@ -909,6 +913,14 @@ book.check(
             -0.01,
             ">",
             bound=size_bound(dkey, (P.depths[0], P.depths[-1]), pc),
+            # "not worse" passes at chance (both about 0): the first task must be learned
+            first_task=claims.FirstTask(
+                {
+                    f"{d}x{P.mlp_width}": size_runs[dkey(d)][pc]["accuracy"][:, 0]
+                    for d in (P.depths[0], P.depths[-1])
+                },
+                chance=CHANCE,
+            ),
         ),
     ],
 )

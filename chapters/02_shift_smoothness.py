@@ -430,7 +430,7 @@ grid = sns.relplot(
     y="accuracy",
     hue=EPS,
     col="activation",
-    errorbar=("ci", 95),
+    errorbar=plotting.t_band,
     lw=1.4,
     height=3.8,
     aspect=1.05,
@@ -497,7 +497,7 @@ abs_frame = pd.concat(
 )
 fig, axes = plt.subplots(1, 2, figsize=(12.4, 3.9), layout="constrained")
 line_kws = dict(
-    hue="activation", marker="o", errorbar=("ci", 95), err_style="bars", err_kws={"capsize": 3}
+    hue="activation", marker="o", errorbar=plotting.t_band, err_style="bars", err_kws={"capsize": 3}
 )
 sns.lineplot(data=rel_frame, x="eps", y="relative accuracy", ax=axes[0], **line_kws)
 sns.lineplot(data=abs_frame, x="eps", y="accuracy", ax=axes[1], legend=False, **line_kws)
@@ -566,7 +566,7 @@ sns.lineplot(
     y="accuracy",
     hue="activation",
     marker="o",
-    errorbar=("ci", 95),
+    errorbar=plotting.t_band,
     err_style="bars",
     err_kws={"capsize": 3},
     ax=ax,
@@ -678,7 +678,7 @@ grid = sns.catplot(
     hue=EPS,
     col="activation",
     order=AGE_NAMES,
-    errorbar=("ci", 95),
+    errorbar=plotting.t_band,
     dodge=0.45,
     markersize=4,
     linewidth=1.2,

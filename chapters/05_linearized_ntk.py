@@ -993,7 +993,7 @@ sns.lineplot(
     y="linearized units (%)",
     hue="init",
     style="layer",
-    errorbar=("ci", 95),
+    errorbar=plotting.t_band,
     ax=ax,
 )
 ax.set(

@@ -28,6 +28,21 @@ def test_seed_band_lines_draw_the_seed_mean_of_each_curve():
     plt.close(fig)
 
 
+def test_seed_band_lines_band_is_the_t_interval_of_the_seeds():
+    # one curve, 3 seeds at 2 points: the band's edges at each x are the Student-t
+    # interval of the seed values there (t_{0.975, 2} = 4.3027), not a bootstrap
+    values = np.array([[1.0, 10.0], [2.0, 12.0], [3.0, 14.0]])
+    fig, ax = plt.subplots()
+    plotting.seed_band_lines(ax, {"A": values}, [0, 1])
+    (band,) = ax.collections
+    ys = np.concatenate([path.vertices[:, 1] for path in band.get_paths()])
+    t = 4.302652729911275
+    half = t * values.std(axis=0, ddof=1) / np.sqrt(3)
+    expected = np.concatenate([values.mean(0) - half, values.mean(0) + half])
+    np.testing.assert_allclose(np.sort(np.unique(np.round(ys, 9))), np.sort(expected), rtol=1e-9)
+    plt.close(fig)
+
+
 def test_reference_line_and_its_label():
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 20])

@@ -2,7 +2,7 @@
 
 * :func:`set_theme` — one seaborn theme for the whole book (called by every chapter).
 * :func:`long_frame` — turn a ``(seeds, x)`` array into a long DataFrame for
-  seaborn's mean-and-band plots (``errorbar=("ci", 95)`` over seeds).
+  seaborn's mean-and-band plots (``errorbar=t_band``: the t-interval over seeds).
 * :func:`savefig` — save a figure as PNG next to the executed notebook
   (``results/<profile>/figures``) so it can be looked at outside the book.
 """
@@ -119,7 +119,8 @@ def seed_band_lines(
     hue: str = "method",
     **kwargs,
 ):
-    """One line per curve: the mean over seeds with its 95 % band (``seaborn.lineplot``).
+    """One line per curve: the mean over seeds with its 95 % t-band (:func:`t_band`, by
+    ``seaborn.lineplot``).
 
     Args:
       ax: the matplotlib ``Axes`` to draw on.
@@ -140,7 +141,7 @@ def seed_band_lines(
     ]
     df = pd.concat(frames, ignore_index=True)
     kwargs.setdefault("marker", "o")
-    sns.lineplot(data=df, x=x_name, y=y_name, hue=hue, errorbar=("ci", 95), ax=ax, **kwargs)
+    sns.lineplot(data=df, x=x_name, y=y_name, hue=hue, errorbar=t_band, ax=ax, **kwargs)
     return df
 
 

@@ -18,6 +18,11 @@ could move the output bias to ``b_max``: ``lr * pre_steps = 40 >= 32``
 alpha-scaled zero-mean targets have the same second moment ``E[y^2] = b^2 + 1/2`` as the
 largest-offset targets.
 
+The default profile runs the layer-norm network only at ``b`` in {0, ``b_max``}
+(``ln_offsets``) and the zero-mean control only at ``alpha = b_max``: those are the
+conditions its claims read, and the intermediate ones cost about a third of its training
+time (recorded in the claim-revision history); the paper profile runs all of them.
+
 ``sgd_learning_rate`` (``ch1.bias_under_sgd``, issue 15) was chosen on ``b = 0`` only,
 before any ``b > 0`` SGD run, by a probe at the default settings (seeds 0, 1, 2, 1,000
 SGD steps, no normalisation): of the grid {1, 0.3, 0.1, 0.03, 0.01, 0.003}, the value
@@ -61,9 +66,16 @@ class Parameters:
         "pretraining target offsets b (first must be 0; the last is b_max; App. E.1)",
         range=(0.0, None),
     )
+    ln_offsets: tuple[float, ...] = param(
+        (0.0, 32.0),
+        "offsets b of the layer-norm network: a subset of offsets with 0 and b_max (its claims "
+        "read b = 0 and b_max only; the default profile runs only these, for its budget)",
+        range=(0.0, None),
+    )
     alphas: tuple[float, ...] = param(
-        (8.0, 16.0, 32.0),
-        "scales alpha of the zero-mean control (Fig. 16); the last must equal b_max",
+        (32.0,),
+        "scales alpha of the zero-mean control (Fig. 16); the last must equal b_max (its claim "
+        "reads alpha_max only; the paper profile adds 8 and 16)",
         range=(0.0, None),
     )
     pre_steps: int = param(1000, "Adam steps of pretraining", range=(10, None))
@@ -107,6 +119,7 @@ SMOKE = dict(
     width=32,
     batch_size=32,
     offsets=(0.0, 8.0, 32.0),
+    ln_offsets=(0.0, 32.0),
     alphas=(32.0,),
     pre_steps=60,
     ft_steps=40,
@@ -123,6 +136,8 @@ PAPER = dict(
     arch="cnn",
     n_train=10000,
     depth=4,
+    ln_offsets=(0.0, 8.0, 16.0, 32.0),
+    alphas=(8.0, 16.0, 32.0),
     batch_size=512,
     pre_steps=40000,
     ft_steps=5000,

@@ -227,8 +227,9 @@ profiles.show("ch04_entk_pathologies")
 # buffer is sampled in minibatches; full batches of `probe_n` for 2000 steps would not
 # fit the CPU budget), $\xi$ as defined above. The paper does not name the probe's
 # optimiser; we run it twice, with a fresh Adam (rate `probe_lr`) and with plain SGD,
-# whose rate is chosen by the rule below: §3.3's first-order argument is about gradient
-# descent, and Adam's per-parameter normalisation is not governed by the eNTK.
+# whose step is set at each checkpoint by the rule below: §3.3's first-order argument is
+# about gradient descent, and Adam's per-parameter normalisation is not governed by the
+# eNTK.
 # (6) Five-minute budget (claim revision of 2026-12-03, recorded before the run): the
 # 2,000-step probes took most of the chapter's time, so the default profile probes on
 # minibatches of `probe_batch` and at every checkpoint of (b) but only at every
@@ -263,15 +264,22 @@ profiles.show("ch04_entk_pathologies")
 #   the claim needs the lower end of the interval at `0.6` or above. The same
 #   correlation with the Adam probe is reported beside it. A probe that diverges (a
 #   non-finite loss) counts as the worst fit of its seed.
-# * **The SGD probe's learning rate**, by a rule fixed before the run: one rate for every
-#   checkpoint, the one of the grid `sgd_lr_grid` with which *fresh* networks fit the
-#   probe best, as B.3 chose its probe length by what suffices "at a random
-#   initialization". `calibration_seeds` fresh initialisations of each architecture (the
-#   one-output regressor and the ten-output classifier; seeds that no claim uses) run the
-#   full SGD probe at every rate of the grid; the rate with the lowest mean final probe
-#   loss over them is used, a rate at which any of them diverged is excluded, and a tie
-#   goes to the smaller rate (`entk_pathology.sgd_rate_by_rule`). No trained checkpoint
-#   takes part in the choice.
+# * **The SGD probe's step**, by a rule fixed before the run (claim revision of
+#   2026-12-03): at each checkpoint, $\eta = B / (n_p \lambda)$, with $B$ = `probe_batch`,
+#   $n_p$ = `probe_n` and $\lambda$ the largest eigenvalue of the Gauss–Newton matrix
+#   $H = \frac{2}{n_p C} J^\top J$ of the probe loss on the $n_p$ probe images ($J$ the
+#   Jacobian of the $n_p C$ outputs), estimated by `curvature_iters` power iterations
+#   (`entk_pathology.probe_sgd_rate`). Every minibatch has $J_B^\top J_B \preceq
+#   J^\top J$, hence a largest curvature of at most $(n_p / B)\lambda$: the step times it
+#   is at most 1, half the stability limit of gradient descent, in the linearised model.
+#   Reason: the kernels of the checkpoints differ in scale by orders of magnitude (the
+#   largest eigenvalue of (b)'s kernel grows by a factor of hundreds during its
+#   training), so one rate for all of them either diverges on the large kernels — as the
+#   earlier rule's rate did on most trained checkpoints — or barely moves the small ones,
+#   and the probe would measure kernel scale; a step scaled to each checkpoint's largest
+#   stable step is the setting of §3.3's argument, where the largest eigenvalue limits
+#   the step and a collapsed kernel can only follow residuals along its few large
+#   directions.
 # * **First-order check**: targets $y = f(\theta, X) + \xi(X)$ (the probe perturbation,
 #   so $r = -\xi$: "move your outputs somewhere new"), step size
 #   $\eta = \epsilon / (2 \lambda_{\max}(K^{\Sigma}))$ with $\epsilon$ = `step_fraction`.
@@ -392,24 +400,11 @@ for name, r in results.items():
         f"diverged seeds: {int(r.diverged.sum())}"
     )
 
-# %% [markdown]
-# ### The SGD probe's learning rate, from fresh networks only
-#
-# The rule fixed before the run (above): fresh initialisations of the three
-# architectures, on seeds that no claim uses, run the whole SGD probe at every rate of
-# `sgd_lr_grid` (all rates and networks in one compiled `vmap`); the rate with the lowest
-# mean final probe loss, among those at which none diverged, is the probe's rate for every
-# checkpoint.
-
 # %%
 # One probe key per seed, fold_in(PRNGKey(4), seed): the key this chapter has always
 # used, kept so that its numbers stay the same (`keys.for_seeds(seeds, keys.PROBE)` folds
 # the seed and the purpose the other way round, and gives other keys).
 probe_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(4), s) for s in seed_list])
-calibration_seeds = [10_000 + P.seed_offset + i for i in range(P.calibration_seeds)]
-calibration_keys = jnp.stack(
-    [jax.random.fold_in(jax.random.PRNGKey(4), s) for s in calibration_seeds]
-)
 
 
 def probe_loss(net, params, key, optimizer):
@@ -425,35 +420,8 @@ def probe_loss(net, params, key, optimizer):
     )
 
 
-calibration = {}
-for name, net in networks.items():
-    fresh = train.initial_params(net, calibration_seeds, x_probe[:1])
-    one = lambda lr, p, key: probe_loss(net, p, key, optax.sgd(lr))
-    over_seeds = jax.vmap(one, in_axes=(None, 0, 0))
-    calibration[name] = np.asarray(
-        jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None)))(
-            jnp.asarray(P.sgd_lr_grid, jnp.float32), fresh, calibration_keys
-        )
-    )  # (rates, calibration seeds)
-sgd_lr = entk_pathology.sgd_rate_by_rule(
-    P.sgd_lr_grid, np.concatenate([calibration[n] for n in networks], axis=1)
-)
-calibration_table = pd.DataFrame(
-    {
-        f"fresh {NETWORK_LABELS[n].split(' ', 1)[0]} ({networks[n].cfg.activation}, "
-        f"{networks[n].cfg.num_outputs} out.)": [
-            f"{v:.2e}" if np.isfinite(v) else "diverged" for v in calibration[n].mean(axis=1)
-        ]
-        for n in networks
-    },
-    index=pd.Index(P.sgd_lr_grid, name="SGD rate"),
-)
-print(f"SGD probe rate by the rule: {sgd_lr:g}")
-calibration_table
-
 # %% [markdown]
-# Mean final probe loss of the fresh networks at each candidate rate (over the
-# calibration seeds). Next, at every checkpoint of every seed
+# At every checkpoint of every seed
 # (`entk_pathology.map_checkpoints`: all seeds and checkpoints of a run in one compiled
 # `vmap`): the trace eNTK on the 64-image batch (`diagnostics.entk`, the library's fast
 # per-layer route) and the same kernel without the biases
@@ -462,13 +430,14 @@ calibration_table
 # the cosine matrix, and the pathology scores), the fraction of hidden units that are off
 # (preactivation $\le 0$) on every training image (these three in one compiled program),
 # and, at the probed checkpoints (note 6), the plasticity probe
-# (`diagnostics.plasticity_probe`), once with SGD at the rate just chosen and once with
-# Adam (both in one compiled program). Every checkpoint of a seed, in every run, fits the
-# same perturbation $\xi$ with the same minibatches: one probe key per seed.
+# (`diagnostics.plasticity_probe`), once with SGD at the step set by the checkpoint's
+# curvature and once with Adam (the curvature and both probes in one compiled program).
+# Every checkpoint of a seed, in every run, fits the same perturbation $\xi$ with the
+# same minibatches: one probe key per seed.
 
 # %%
 x_all = jnp.asarray(ds.x)
-PROBE_OPTIMISERS = {"SGD": optax.sgd(sgd_lr), "Adam": optax.adam(P.probe_lr)}
+PROBE_OPTIMISERS = ("SGD", "Adam")
 
 
 def units_off(net, p):
@@ -479,6 +448,7 @@ def units_off(net, p):
 
 kernels, kernels_w, summ, summ_w, inactive = {}, {}, {}, {}, {}
 probes = {opt: {} for opt in PROBE_OPTIMISERS}  # optimiser -> run -> (S, probed checkpoints)
+sgd_steps, curvature = {}, {}  # run -> (S, probed checkpoints): the SGD step and its lambda
 # the probed checkpoints: every one of (b); every probe_task_stride-th task end of (c), (d)
 # and always the last (the same indices for every seed)
 probed = {
@@ -502,8 +472,18 @@ def kernel_readouts(net, p) -> dict:
 
 
 def both_probes(net, p, key) -> dict:
-    """The SGD and the Adam probe from one checkpoint, in one compiled program."""
-    return {o: probe_loss(net, p, key, opt) for o, opt in PROBE_OPTIMISERS.items()}
+    """The SGD probe (step from the checkpoint's curvature) and the Adam probe, one program."""
+    k_curv = jax.random.fold_in(key, 1)  # the power iterations' start (the probe splits key)
+    lam = entk_pathology.gauss_newton_top_eigenvalue(
+        net.apply, p, x_probe, k_curv, P.curvature_iters
+    )
+    lr = P.probe_batch / (P.probe_n * lam)  # = entk_pathology.probe_sgd_rate
+    return dict(
+        SGD=probe_loss(net, p, key, optax.sgd(lr)),
+        Adam=probe_loss(net, p, key, optax.adam(P.probe_lr)),
+        lr=lr,
+        lam=lam,
+    )
 
 
 for name, net in networks.items():
@@ -518,13 +498,35 @@ for name, net in networks.items():
     )
     for opt_name in PROBE_OPTIMISERS:
         probes[opt_name][name] = out[opt_name]
+    sgd_steps[name], curvature[name] = out["lr"], out["lam"]
     diverged_probes = {o: int((~np.isfinite(v[name])).sum()) for o, v in probes.items()}
     print(
         f"({name}) eNTKs and summaries done for {inactive[name].size} checkpoints, probes for "
         f"{probes['SGD'][name].size}; diverged probes: {diverged_probes}"
     )
 probe = probes["SGD"]  # the probe of the claim
+step_table = pd.DataFrame(
+    {
+        NETWORK_LABELS[n]: {
+            "λ at the initialisation": f"{np.median(curvature[n][:, 0]):.3g}",
+            "λ at the last checkpoint": f"{np.median(curvature[n][:, -1]):.3g}",
+            "SGD step at the initialisation": f"{np.median(sgd_steps[n][:, 0]):.3g}",
+            "SGD step at the last checkpoint": f"{np.median(sgd_steps[n][:, -1]):.3g}",
+            "diverged SGD probes": f"{int((~np.isfinite(probes['SGD'][n])).sum())} of "
+            f"{probes['SGD'][n].size}",
+        }
+        for n in networks
+    }
+).T
+step_table
 
+# %% [markdown]
+# Medians over seeds. $\lambda$ is the largest eigenvalue of the Gauss–Newton matrix of
+# each checkpoint's probe loss; the SGD step is $B / (n_p \lambda)$, so it shrinks as the
+# kernel grows. A probe that diverged (a non-finite loss) ranks as the worst fit of its
+# seed in the claim below.
+
+# %%
 # The four networks of Fig. 3: (a) the classifier's initialisation, (b)-(d) the last
 # checkpoints. Network -> (run, checkpoint).
 FIG3 = {"a": ("c", 0), "b": ("b", -1), "c": ("c", -1), "d": ("d", -1)}
@@ -761,10 +763,14 @@ def first_order_check(net, params, key) -> dict:
 
 
 first = {}
+checks = {  # one compiled check per architecture: (a) and (c) share one
+    run: jax.jit(jax.vmap(lambda p, key, net=net: first_order_check(net, p, key)))
+    for run, net in networks.items()
+}
 for net in "abcd":
     run, k = FIG3[net]
     at_k = jax.tree_util.tree_map(lambda a: jnp.asarray(a[:, k]), checkpoints[run])
-    check = jax.jit(jax.vmap(lambda p, key: first_order_check(networks[run], p, key)))
+    check = checks[run]
     first[net] = {
         name: np.asarray(v, dtype=np.float64) for name, v in check(at_k, probe_keys).items()
     }
@@ -841,9 +847,8 @@ for ax in axes[0]:
     if ax.get_legend() is not None:
         ax.get_legend().set_title(None)
 fig.suptitle(
-    f"eNTK pathology score (every checkpoint) and plasticity probes (SGD rate {sgd_lr:g}, "
-    f"the probed checkpoints): "
-    f"{P.seeds} seeds, mean and 95 % band",
+    "eNTK pathology score and plasticity probes (SGD step from each checkpoint's "
+    f"curvature): {P.seeds} seeds, mean and 95 % band",
     fontweight="bold",
 )
 plotting.figure(fig, "ch04_trajectories", P.profile)
@@ -1083,8 +1088,9 @@ book.check(
     estimate=claims.t_interval(rho["SGD"], drop_nonfinite=True),
     threshold=0.6,
     direction=">=",
-    note=f"SGD rate {sgd_lr:g} by the calibration rule on fresh networks; diverged SGD "
-    f"probes (ranked worst): {sum(int((~np.isfinite(probes['SGD'][n])).sum()) for n in 'bcd')}"
+    note=f"SGD step B / (n lambda_max(H)) at each checkpoint ({P.curvature_iters} power "
+    "iterations); diverged SGD probes (ranked worst): "
+    f"{sum(int((~np.isfinite(probes['SGD'][n])).sum()) for n in 'bcd')}"
     f" of {n_ckpt * P.seeds}. The same Spearman with the Adam probe (not a verdict part): "
     + claims.format_estimate(claims.t_interval(rho["Adam"], drop_nonfinite=True)),
     kind="extension",
@@ -1145,6 +1151,15 @@ acc_d = results["d"].task_end["accuracy"].mean(0)
 max_rel = max(float(first[n]["rel_error"].max()) for n in "abcd")
 within_c = {o: stats.spearman_per_seed(scores["c"], ranked[o]["c"]) for o in probes}
 n_div = {o: sum(int((~np.isfinite(probes[o][n])).sum()) for n in "bcd") for o in probes}
+div_run = {
+    n: f"{int((~np.isfinite(probes['SGD'][n])).sum())} of {probes['SGD'][n].size}" for n in "bcd"
+}
+
+
+def step_range(run: str, k: int) -> str:
+    """The SGD probe's step at probed checkpoint ``k`` of ``run``: min-max over seeds."""
+    lo, hi = float(sgd_steps[run][:, k].min()), float(sgd_steps[run][:, k].max())
+    return f"{lo:.2g}–{hi:.2g}"
 
 
 def last_probe(opt: str, run: str, k: int = -1) -> str:
@@ -1170,9 +1185,13 @@ Over {P.num_tasks} random-label tasks the end-of-task training accuracy of the R
 Leaky-ReLU network (d) from {100 * acc_d[0]:.1f} % to {100 * acc_d[-1]:.1f} %. Network (b)
 reached a training MSE of {m(results["b"].task_end["mse"][:, -1]):.2f} on targets of mean
 {P.reg_offset:g} (variance 0.5) after {P.reg_steps} steps. Probe loss after {P.probe_steps}
-steps at the last checkpoint (0.5 = no fit), mean over seeds; {probe_text}. The SGD rate
-chosen on fresh networks by the rule was {sgd_lr:g}; SGD probes that diverged:
-{n_div["SGD"]} of {n_ckpt * P.seeds}.
+steps at the last checkpoint (0.5 = no fit), mean over seeds; {probe_text}. The SGD step,
+set at each checkpoint from the largest curvature of its probe loss, went from
+{step_range("b", 0)} at the initialisations to {step_range("b", -1)} at the last checkpoint
+for (b), and from {step_range("c", 0)} to {step_range("c", -1)} for (c) and to
+{step_range("d", -1)} for (d); SGD probes that diverged: {n_div["SGD"]} of
+{n_ckpt * P.seeds} ((b) {div_run["b"]}, (c) {div_run["c"]}, (d) {div_run["d"]}); Adam probes
+that diverged: {n_div["Adam"]}.
 
 **Fig. 3's reading, in numbers** (own initialisation → trained, means over seeds; the
 last three rows are the kernel without biases):
@@ -1216,11 +1235,13 @@ last three rows are the kernel without biases):
 # without it. Third, the diagnostic: the probe asks a checkpoint to move its outputs by a
 # fresh high-frequency perturbation, and the two optimisers can rate the same checkpoint
 # differently; Adam normalises every parameter's step, so its progress is not governed
-# by the eNTK as the gradient-descent step of §3.3's argument is, and SGD at one fixed
-# rate is sensitive to the scale of a checkpoint's kernel as well as to its structure
-# (a kernel much larger than at initialisation can make the step unstable). The
-# exploratory table says which summary ranks the checkpoints best for each optimiser;
-# that is a hypothesis for a new test, not a result of this one.
+# by the eNTK as the gradient-descent step of §3.3's argument is. The SGD probe's step
+# is scaled to each checkpoint's largest stable step, so it asks how well the rest of the
+# spectrum lets the network follow a fresh target once the largest direction limits the
+# step (with one rate for all checkpoints, as in the chapter's earlier rule, most trained
+# checkpoints diverged, and the ranking measured divergence). The exploratory table says
+# which summary ranks the checkpoints best for each optimiser; that is a hypothesis for a
+# new test, not a result of this one.
 #
 # What might change at the paper profile: the paper's runs lose plasticity over
 # 1.5 million steps at a learning rate 300 times smaller, so the random-label kernels

@@ -272,3 +272,40 @@ def test_worst_if_nonfinite_ranks_divergence_last():
     assert out[1] == out[3] == np.finfo(np.float64).max
     rho = stats.spearman_per_seed(np.array([[1.0, 2.0, 3.0]]), np.array([[0.1, 0.2, out[1]]]))
     assert rho[0] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- SGD step by curvature
+
+
+def test_gauss_newton_top_eigenvalue_against_the_full_jacobian(net):
+    x = jnp.asarray(_x(10, seed=3))
+    p = net.init(jax.random.PRNGKey(5), x)
+    flat, unravel = jax.flatten_util.ravel_pytree(p)
+    # independent: the full (n C) x P Jacobian, the Gauss-Newton matrix of the mean squared
+    # error over n C entries, its largest eigenvalue by numpy
+    jac = np.asarray(jax.jacfwd(lambda v: net.apply(unravel(v), x).reshape(-1))(flat))
+    h = 2.0 / jac.shape[0] * jac.T @ jac
+    exact = np.linalg.eigvalsh(h.astype(np.float64))[-1]
+    lam = entk_pathology.gauss_newton_top_eigenvalue(net.apply, p, x, jax.random.PRNGKey(0), 200)
+    assert float(lam) == pytest.approx(exact, rel=1e-3)
+    few = entk_pathology.gauss_newton_top_eigenvalue(net.apply, p, x, jax.random.PRNGKey(0), 2)
+    assert float(few) <= exact * (1 + 1e-4)  # a Rayleigh quotient never exceeds it
+    # the step: B / (n lambda); every minibatch's curvature times the step is at most 1
+    step = entk_pathology.probe_sgd_rate(net.apply, p, x, jax.random.PRNGKey(0), 4, 200)
+    assert float(step) == pytest.approx(4 / (10 * exact), rel=1e-3)
+    for rows in ([0, 1, 2, 3], [6, 7, 8, 9], [0, 3, 5, 9]):
+        xr = x[np.asarray(rows)]
+        jb = np.asarray(jax.jacfwd(lambda v: net.apply(unravel(v), xr).reshape(-1))(flat))
+        hb = 2.0 / jb.shape[0] * jb.T @ jb
+        assert float(step) * np.linalg.eigvalsh(hb.astype(np.float64))[-1] <= 1.0 + 1e-3
+    # jit- and vmap-able over stacked checkpoints
+    params, single = _checkpoints(net)
+    two = jax.tree_util.tree_map(lambda a: jnp.asarray(a[:, 0]), params)
+    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+    fn = jax.jit(
+        jax.vmap(lambda q, k: entk_pathology.gauss_newton_top_eigenvalue(net.apply, q, x, k, 50))
+    )
+    out = np.asarray(fn(two, keys))
+    for s in range(2):
+        one = entk_pathology.gauss_newton_top_eigenvalue(net.apply, single[s][0], x, keys[s], 50)
+        assert out[s] == pytest.approx(float(one), rel=1e-4)

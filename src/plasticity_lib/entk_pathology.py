@@ -19,9 +19,11 @@ What chapter 4 needs beyond :mod:`plasticity_lib.diagnostics.ntk`:
   gradients cannot dominate the diagonal + rank-1 error or the spectrum.
 * :func:`entk_without_bias` -- the eNTK of the weights alone (every leaf named ``bias``
   held fixed): the head bias adds the same constant to every entry of ``K``.
-* :func:`sgd_rate_by_rule` and :func:`worst_if_nonfinite` -- the fixed rule by which
-  chapter 4 picks the learning rate of its SGD plasticity probe, and the rank a diverged
-  probe gets.
+* :func:`probe_sgd_rate` -- the step of chapter 4's SGD plasticity probe at one
+  checkpoint, from the curvature of the probe loss there (:func:`gauss_newton_top_eigenvalue`):
+  one that no minibatch can make unstable in the linearised model.
+* :func:`worst_if_nonfinite` -- the rank a diverged probe gets; :func:`sgd_rate_by_rule`,
+  the earlier rule (one rate for every checkpoint, chosen on fresh networks).
 
 Checkpoint arrays have shape ``(S, K, ...)``; in the chapter checkpoint 0 is the
 initialisation.
@@ -44,6 +46,8 @@ __all__ = [
     "cosine_summary",
     "kernel_summaries",
     "entk_without_bias",
+    "gauss_newton_top_eigenvalue",
+    "probe_sgd_rate",
     "sgd_rate_by_rule",
     "worst_if_nonfinite",
 ]
@@ -144,6 +148,14 @@ def cosine_summary(k, num_iters: int = 100) -> dict:
     }
 
 
+def _both_summaries(k) -> dict:
+    return {**diagnostics.ntk_summary(k), **cosine_summary(k)}
+
+
+# one jitted function for every call: a stack shape seen before is not compiled again
+_summaries_of_stack = jax.jit(jax.vmap(_both_summaries))
+
+
 def kernel_summaries(kernels) -> dict:
     """``diagnostics.ntk_summary`` and :func:`cosine_summary` of every kernel of a stack.
 
@@ -157,11 +169,7 @@ def kernel_summaries(kernels) -> dict:
     """
     stack = jnp.asarray(kernels)
     lead, n = stack.shape[:-2], stack.shape[-1]
-
-    def both(k):
-        return {**diagnostics.ntk_summary(k), **cosine_summary(k)}
-
-    out = jax.jit(jax.vmap(both))(stack.reshape((-1, n, n)))
+    out = _summaries_of_stack(stack.reshape((-1, n, n)))
     res = {name: np.asarray(v).reshape(lead) for name, v in out.items()}
     res["pathology_score"] = pathology_score(res["effective_rank"], n)
     res["cos_pathology_score"] = pathology_score(res["cos_effective_rank"], n)
@@ -248,3 +256,67 @@ def sgd_rate_by_rule(grid, final_losses) -> float:
         raise ValueError("the probe diverged at every learning rate of the grid")
     best = np.flatnonzero(mean == mean.min())
     return float(grid[best].min())
+
+
+def gauss_newton_top_eigenvalue(apply_fn: Callable, params: Any, x, key, num_iters: int = 20):
+    """Largest eigenvalue of the Gauss--Newton matrix of the probe loss at ``params``.
+
+    The probe loss is the mean squared error over the ``n`` inputs and ``C`` outputs
+    (``diagnostics.plasticity_probe``), so its Gauss--Newton matrix is
+    ``H = (2 / (n C)) J^T J`` with ``J`` the ``(n C) x P`` Jacobian of the outputs. Its
+    largest eigenvalue is that of ``(2 / (n C)) J J^T``, estimated by ``num_iters`` power
+    iterations in output space (one ``vjp`` and one ``jvp`` each) from a random start
+    drawn from ``key``; the result is the Rayleigh quotient of the last iterate, which
+    never exceeds the true eigenvalue. jit- and vmap-able.
+
+    Args:
+      apply_fn: ``apply_fn(params, x) -> (n, C)`` (or ``(n,)``).
+      params: pytree.
+      x: ``(n, ...)`` inputs.
+      key: PRNG key of the start vector.
+      num_iters: power iterations (static).
+    Returns:
+      scalar float32.
+    """
+    n = x.shape[0]
+
+    def outputs(p):
+        return jnp.reshape(apply_fn(p, x), (n, -1))
+
+    out, pullback = jax.vjp(outputs, params)
+    _, pushforward = jax.linearize(outputs, params)
+    v = jax.random.normal(key, out.shape, out.dtype)
+    v = v / jnp.linalg.norm(v)
+
+    def body(_, carry):
+        v, _ = carry
+        (g,) = pullback(v)  # J^T v
+        w = pushforward(g)  # J J^T v
+        lam = jnp.vdot(v, w)  # Rayleigh quotient (|v| = 1)
+        return w / jnp.maximum(jnp.linalg.norm(w), 1e-30), lam
+
+    _, lam = jax.lax.fori_loop(0, num_iters, body, (v, jnp.zeros((), out.dtype)))
+    return 2.0 * lam / out.size
+
+
+def probe_sgd_rate(apply_fn: Callable, params: Any, x, key, batch_size: int, num_iters: int = 20):
+    """Step of chapter 4's SGD plasticity probe at one checkpoint: ``B / (n lambda)``.
+
+    ``lambda`` is :func:`gauss_newton_top_eigenvalue` of the probe loss on all ``n``
+    probe inputs and ``B`` the probe's minibatch size. Every minibatch's Gauss--Newton
+    matrix ``H_B = (2 / (B C)) J_B^T J_B`` satisfies ``J_B^T J_B <= J^T J``, hence
+    ``lambda_max(H_B) <= (n / B) lambda``, so the step times the largest curvature of any
+    minibatch loss is at most 1: half the stability limit (2) of gradient descent, in the
+    linearised model. The step scales with each checkpoint's largest stable step, the
+    setting of §3.3's argument (a step limited by the largest eigenvalue, so that a
+    collapsed kernel only follows residuals along its few large directions), instead of
+    one rate for kernels whose scales differ by orders of magnitude. jit- and vmap-able.
+
+    Args:
+      apply_fn, params, x, key, num_iters: as in :func:`gauss_newton_top_eigenvalue`.
+      batch_size: the probe's minibatch ``B`` (``n`` for full batches).
+    Returns:
+      scalar float32.
+    """
+    lam = gauss_newton_top_eigenvalue(apply_fn, params, x, key, num_iters)
+    return batch_size / (x.shape[0] * lam)

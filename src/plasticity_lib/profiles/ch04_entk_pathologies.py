@@ -11,7 +11,8 @@ summaries (of the eNTK, of its gradient-cosine matrix, and of the kernel without
 parameters); the plasticity probe (``probe_steps`` steps on minibatches of
 ``probe_batch`` of ``probe_n`` training images) runs at every checkpoint of (b) and at every
 ``probe_task_stride``-th task end of (c)/(d) (the last always included), once with Adam
-and once with SGD at a rate chosen from ``sgd_lr_grid`` on fresh networks by a fixed rule.
+and once with SGD at a step set per checkpoint from the largest curvature of its probe loss
+(``curvature_iters`` power iterations; ``entk_pathology.probe_sgd_rate``).
 
 The paper profile follows B.1/B.2 for the random-label runs (MLP 512 x 4, Adam 1e-5,
 75,000 steps per task, 20 tasks, on MNIST); every profile runs B.3's probe length
@@ -90,15 +91,10 @@ class Parameters:
         range=(1, None),
     )
     probe_lr: float = param(0.001, "Adam learning rate of the probe", range=(0.0, None))
-    sgd_lr_grid: tuple[float, ...] = param(
-        (0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
-        "candidate SGD probe rates; the rule picks the one fresh networks fit best",
-        range=(0.0, None),
-    )
-    calibration_seeds: int = param(
-        2,
-        "fresh initialisations per architecture that calibrate the SGD rate (seeds "
-        "10000 + seed_offset, ...: never a claim seed)",
+    curvature_iters: int = param(
+        20,
+        "power iterations for the largest Gauss-Newton eigenvalue of the probe loss, which "
+        "sets the SGD probe's step at each checkpoint",
         range=(1, None),
     )
     step_fraction: float = param(
@@ -131,8 +127,7 @@ SMOKE = dict(
     probe_n=64,
     probe_steps=20,
     probe_batch=16,
-    sgd_lr_grid=(0.1, 0.3),
-    calibration_seeds=1,
+    curvature_iters=5,
     seeds=2,
     allow_fallback=True,
 )

@@ -111,8 +111,10 @@ if "google.colab" in sys.modules:  # in Colab: install the library (elsewhere th
     os.environ.setdefault("PLASTICITY_DATA_DIR", "/content/data")
 
 # %%
+import concurrent.futures
 import functools
 import math
+import threading
 import time
 from typing import NamedTuple
 
@@ -137,6 +139,7 @@ from plasticity_lib import (
     tasks,
     train,
 )
+from plasticity_lib import timing as time_account
 from plasticity_lib.diagnostics import units
 from plasticity_lib.models import ModelConfig, make_network
 
@@ -424,6 +427,33 @@ except ValueError as err:
 # are not changed by it.
 
 # %%
+#: Programs trained at a time, in threads. The programs are independent: while one is
+#: compiled (XLA compiles on one core) or runs its host loop, another trains, so both
+#: cores of a small CPU stay busy. Each computes what it computes alone (same inputs,
+#: same program). On an accelerator they run one at a time (with progress bars).
+WORKERS = 2 if jax.default_backend() == "cpu" else 1
+program_log = {}  # program -> one line (models, wall seconds, diverged seeds)
+cell_cost = {}  # cell -> (CPU seconds of the process, wall seconds)
+
+
+def run_programs(cell: str, jobs: list, account: str = "training") -> list:
+    """`[fn(*args) for fn, args in jobs]`, `WORKERS` at a time (in the order given: start
+    the longest first); then the lines of the programs it ran, and the cell's CPU and wall
+    time (the CPU time of both cores: the programs overlap)."""
+    cpu, wall, before = time.process_time(), time.perf_counter(), set(program_log)
+    with time_account.section(account):  # the chapter's time account (plasticity_lib.timing)
+        if WORKERS > 1 and len(jobs) > 1:
+            with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+                out = list(pool.map(lambda job: job[0](*job[1]), jobs))
+        else:
+            out = [fn(*args) for fn, args in jobs]
+    cell_cost[cell] = (time.process_time() - cpu, time.perf_counter() - wall)
+    for name in sorted(set(program_log) - before):
+        print(program_log[name])
+    print(f"{cell}: CPU {cell_cost[cell][0]:.0f} s, wall {cell_cost[cell][1]:.0f} s")
+    return out
+
+
 CALIBRATION_WINDOW = (90.0, 99.0)  # first-task accuracy (%) of a fresh baseline, issue 16
 CALIBRATION_SEEDS = [0, 1]
 
@@ -463,8 +493,9 @@ calibration_runs = [(sorted({*P.calibration_sizes, P.n_train}), P.steps_per_task
 if P.independence:
     calibration_runs.append(([P.n_train_short], P.steps_short, "N"))
 rows = []
-for sizes, steps, stream_name in calibration_runs:
-    for n, acc in zip(sizes, first_task_accuracy(sizes, steps)):
+accuracies = run_programs("calibration", [(first_task_accuracy, r[:2]) for r in calibration_runs])
+for (sizes, steps, stream_name), accs in zip(calibration_runs, accuracies):
+    for n, acc in zip(sizes, accs):
         chosen = n == (P.n_train if stream_name == "P" else P.n_train_short)
         in_window = (acc >= CALIBRATION_WINDOW[0]) & (acc <= CALIBRATION_WINDOW[1])
         rows.append(
@@ -495,7 +526,10 @@ calibration.round(2)
 # (member, seed), and each task is one call of `train.train_steps` (a jitted `lax.scan`
 # over the task's steps, `vmap` over the models, each on its own task), followed by the
 # task-end evaluation `train.evaluate` over each model's task. `runner.run_chunks` is
-# the host loop over tasks, with a progress bar.
+# the host loop over tasks. Members with the same family and mode share their tasks
+# (the stream is advanced once). The programs are independent, so they run two at a
+# time in threads (`run_programs`): while one is being compiled, which uses one core,
+# the other trains; each computes exactly what it would compute alone.
 #
 # Keys follow the library's scheme (`keys`): seed $s$ initialises its parameters from
 # `fold_in(PRNGKey(s), PARAMS)`, roots its task stream at `fold_in(PRNGKey(s), TASKS)`
@@ -515,20 +549,39 @@ class Member(NamedTuple):
     l2: float | None = None
 
 
-@functools.cache
+def locked_cache(fn):
+    """`functools.cache` behind a lock: programs running in threads (below) that ask for
+    the same jitted function at once get the same object (compiled once, not twice)."""
+    cached, lock = functools.cache(fn), threading.Lock()
+
+    @functools.wraps(fn)
+    def inner(*args):
+        with lock:
+            return cached(*args)
+
+    return inner
+
+
+@locked_cache
 def stacked_stream(specs: tuple, setting: str = "P") -> tasks.TaskStream:
-    """The streams of `specs` ((family, mode), ...) over the base data of `SETTINGS[setting]`,
-    stacked over (member, seed) and jitted once per tuple (every arm with the same
-    members reuses the program)."""
+    """The streams of `specs` ((family, mode), ...: distinct pairs) over the base data of
+    `SETTINGS[setting]`, stacked over (stream, seed) and jitted once per tuple (every arm
+    with the same streams reuses the program)."""
     streams = [make_stream(family, mode, SETTINGS[setting]) for family, mode in specs]
     stacked = tasks.stack_streams(streams)
     return tasks.TaskStream(jax.jit(stacked.init), jax.jit(stacked.next))
 
 
+@jax.jit
+def take_models(task: tasks.Task, rows: jax.Array) -> tasks.Task:
+    """The task of each model: row `rows[i]` of the stacked streams' task."""
+    return jax.tree_util.tree_map(lambda a: a[rows], task)
+
+
 PROBE_IMAGES = 512  # base images on which the unit readouts are computed
 
 
-@functools.cache
+@locked_cache
 def unit_readouts(network):
     """`(params, params0, x) -> (dead, shift)` for M models at once (jitted): the fraction
     of dead ReLU units (zero on every probe input, all hidden layers pooled; §3.2) and the
@@ -556,8 +609,14 @@ def train_arm(name: str, arm: Arm, members: list, setting: Setting = MAIN_SETTIN
     """
     network = make_network(model_config(arm.norm))
     cfg = train.TrainConfig(learning_rate=P.learning_rate, batch_size=P.batch_size, **arm.fields)
-    stream = stacked_stream(tuple((m.family, m.mode) for m in members), setting.name)
     n_members, n_seeds = len(members), len(seed_list)
+    # Members with the same family and mode (and seed) have the same tasks: each stream is
+    # advanced once, and model (member i, seed s) trains on row (stream of i) x S + s.
+    specs = tuple(dict.fromkeys((m.family, m.mode) for m in members))
+    stream = stacked_stream(specs, setting.name)
+    rows = jnp.asarray(
+        [specs.index((m.family, m.mode)) * n_seeds + s for m in members for s in range(n_seeds)]
+    )
     n_models, windows = n_members * n_seeds, setting.steps_per_task // setting.log_every
     readouts, probe_x = unit_readouts(network), setting.x[:PROBE_IMAGES]
     l2 = [cfg.l2 if m.l2 is None else m.l2 for m in members]
@@ -567,11 +626,12 @@ def train_arm(name: str, arm: Arm, members: list, setting: Setting = MAIN_SETTIN
     state = train.init_state(network, cfg, np.tile(seed_list, n_members), setting.x[:2])
 
     def one_task(carry, t):
-        state, task, params0 = carry
+        state, streams_task, params0 = carry
         if t == 0:
-            task = stream.init(keys.task_keys(roots, 0))
+            streams_task = stream.init(keys.task_keys(roots, 0))
         else:
-            task = stream.next(keys.task_keys(roots, t), jnp.int32(t), task)
+            streams_task = stream.next(keys.task_keys(roots, t), jnp.int32(t), streams_task)
+        task = take_models(streams_task, rows)
         state, logs = train.train_steps(
             network,
             cfg,
@@ -603,19 +663,20 @@ def train_arm(name: str, arm: Arm, members: list, setting: Setting = MAIN_SETTIN
         )
         for k in ("end_accuracy", "end_loss", "diverged", "dead", "shift"):
             out[k] = out[k][:, None]  # (models, 1): joined over tasks into (models, T)
-        return (state, task, params0), out
+        return (state, streams_task, params0), out
 
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall = time.perf_counter()
     (state, _, _), out = runner.run_chunks(
         one_task,
         (state, None, state.params),
         setting.num_tasks,
         unit="task",
         desc=f"{name}: {n_members} streams x {n_seeds} seeds",
+        progress=threading.current_thread() is threading.main_thread(),  # no bars in threads
         postfix=lambda out: {"acc": out["end_accuracy"]},
         checkpoint=profiles.checkpoint_path(P, name),  # paper profile: resumable
     )
-    timing[name] = (time.process_time() - cpu, time.perf_counter() - wall)
+    wall = time.perf_counter() - wall
 
     def per_member(a):  # (models, ...) -> (members, seeds, ...)
         return np.asarray(a).reshape((n_members, n_seeds) + np.shape(a)[1:])
@@ -635,9 +696,9 @@ def train_arm(name: str, arm: Arm, members: list, setting: Setting = MAIN_SETTIN
     result = {m: {k: v[i] for k, v in arrays.items()} for i, m in enumerate(members)}
     for i, m in enumerate(members):
         result[m]["params"] = jax.tree_util.tree_map(lambda a, i=i: a[i], params)
-    print(
-        f"{name:>22}: {n_models:3d} models, CPU {timing[name][0]:6.1f} s, "
-        f"wall {timing[name][1]:6.1f} s, diverged {int(diverged[:, -1].sum())}"
+    program_log[name] = (
+        f"{name:>29}: {n_models:3d} models, wall {wall:6.1f} s, "
+        f"diverged {int(diverged[:, -1].sum())}"
     )
     return result
 
@@ -679,11 +740,24 @@ def train_with_guest(name: str, members: list, setting: Setting = MAIN_SETTING) 
     }
 
 
-timing = {}
+def program_cost(name: str, members: list) -> float:
+    """Rough training cost of arm `name`'s program (to start the longest first): its
+    models (with a guest's), x 3 for the double backpropagation of the gradient penalty."""
+    n = len(members)
+    if name in GUESTS and P.l2 > 0:
+        n += sum(m.mode == "continual 1.0" and m.l2 is None for m in members)
+    return n * (3.0 if ARMS[name].fields.get("grad_norm_penalty") else 1.0)
+
+
+main_jobs = [
+    (name, LN_L2_MEMBERS if name == "LN+L2" else MAIN)
+    for name in ARMS
+    if name not in GUESTS.values() or P.l2 == 0
+]
+main_jobs.sort(key=lambda job: -program_cost(*job))
 results = {}
-for name in ARMS:
-    if name not in GUESTS.values() or P.l2 == 0:
-        results.update(train_with_guest(name, LN_L2_MEMBERS if name == "LN+L2" else MAIN))
+for run in run_programs("main run", [(train_with_guest, job) for job in main_jobs]):
+    results.update(run)
 results = {name: results[name] for name in ARMS}  # in the order of ARMS
 
 # %% [markdown]
@@ -698,9 +772,12 @@ results = {name: results[name] for name in ARMS}  # in the order of ARMS
 # %%
 ablation = {}
 if P.norm_ablation:
-    for norm in P.norm_variants:
-        variant = Arm(norm, {"l2": P.l2}, f"{norm} + L2")
-        ablation[norm] = train_arm(f"{norm}+L2", variant, [RL])[RL]
+    variants = [Arm(norm, {"l2": P.l2}, f"{norm} + L2") for norm in P.norm_variants]
+    runs = run_programs(
+        "normalisation variants",
+        [(train_arm, (f"{v.norm}+L2", v, [RL])) for v in variants],
+    )
+    ablation = {v.norm: run[RL] for v, run in zip(variants, runs)}
 
 # %% [markdown]
 # ## Independence of mechanisms (App. F): a 2 × 2 design on two streams
@@ -743,10 +820,13 @@ if P.independence:
         P.steps_short,
         P.steps_short,
     )
-    for name in IND_ARMS:
-        if name not in GUESTS.values() or P.l2 == 0:
-            for arm, run in train_with_guest(name, [RL], SETTINGS["N"]).items():
-                results_n[arm] = run[RL]
+    n_jobs = [
+        (train_with_guest, (name, [RL], SETTINGS["N"]))
+        for name in IND_ARMS
+        if name not in GUESTS.values() or P.l2 == 0
+    ]
+    for runs in run_programs("stream N", n_jobs):
+        results_n.update({arm: run[RL] for arm, run in runs.items()})
     results_n = {name: results_n[name] for name in IND_ARMS}
 
 # %% [markdown]
@@ -771,13 +851,14 @@ def measure_all(checkpoints: dict) -> dict:
     `checkpoints` `{key: (norm, params with leaves (S, ...))}`: the §2.2 measure, one
     compiled program per normalisation (all of its checkpoints stacked on axis C)."""
     cfg = train.TrainConfig(learning_rate=P.learning_rate, batch_size=P.batch_size)
-    out = {}
-    for norm in dict.fromkeys(n for n, _ in checkpoints.values()):
-        names = [k for k, (n, _) in checkpoints.items() if n == norm]
+    norms = list(dict.fromkeys(n for n, _ in checkpoints.values()))
+    names = {norm: [k for k, (n, _) in checkpoints.items() if n == norm] for norm in norms}
+
+    def measure(norm):
         params = jax.tree_util.tree_map(
-            lambda *a: np.stack(a), *[checkpoints[k][1] for k in names]
+            lambda *a: np.stack(a), *[checkpoints[k][1] for k in names[norm]]
         )  # leaves (C checkpoints, S seeds, ...)
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall = time.perf_counter()
         pm = diagnostics.plasticity_measure(
             make_network(model_config(norm)),
             cfg,
@@ -787,9 +868,16 @@ def measure_all(checkpoints: dict) -> dict:
             x=x,
             num_classes=ds.num_classes,
         )
-        timing[f"{norm} (measure)"] = (time.process_time() - cpu, time.perf_counter() - wall)
-        print(f"plasticity measure, norm {norm}: {len(names)} checkpoints x {len(seed_list)} seeds")
-        for i, k in enumerate(names):
+        program_log[f"measure, norm {norm}"] = (
+            f"plasticity measure, norm {norm}: {len(names[norm])} checkpoints x "
+            f"{len(seed_list)} seeds, wall {time.perf_counter() - wall:.1f} s"
+        )
+        return pm
+
+    jobs = sorted(((measure, (norm,)) for norm in norms), key=lambda j: -len(names[j[1][0]]))
+    out = {}
+    for (_, (norm,)), pm in zip(jobs, run_programs("plasticity measure", jobs, "evaluation")):
+        for i, k in enumerate(names[norm]):
             out[k] = {
                 "gap": 100.0 * pm.accuracy_gap[i],
                 "ratio": pm.loss_ratio[i],
@@ -804,9 +892,9 @@ checkpoints.update({(arm, "N"): (ARMS[arm].norm, run["params"]) for arm, run in 
 measured = measure_all(checkpoints)
 plasticity = {arm: {m: measured[(arm, m)] for m in MAIN} for arm in ARMS}
 plasticity_n = {arm: measured[(arm, "N")] for arm in results_n}
-total_cpu = sum(c for c, _ in timing.values())
-total_wall = sum(w for _, w in timing.values())
-print(f"training and measures total: CPU {total_cpu:.0f} s, wall {total_wall:.0f} s")
+total_cpu = sum(c for c, _ in cell_cost.values())
+total_wall = sum(w for _, w in cell_cost.values())
+print(f"calibration, training and measures: CPU {total_cpu:.0f} s, wall {total_wall:.0f} s")
 
 # %% [markdown]
 # ## Figure 4: end-of-task accuracy under each intervention
@@ -835,8 +923,9 @@ def end_of_task(run: dict, key: str = "accuracy") -> np.ndarray:
 
 
 def accuracy_ylim(curves: dict) -> tuple:
-    """From 98 % (lower if a curve goes lower) to just above 100 %."""
-    return min(np.nanmin(list(curves.values())) - 0.3, 98.0), 100.3
+    """From 98 % (lower if a curve's band goes lower) to just above 100 %."""
+    lows = [plotting.t_band(c[:, t])[0] for c in curves.values() for t in range(c.shape[1])]
+    return min(np.nanmin(lows) - 0.3, 98.0), 100.3
 
 
 def integer_ticks(axes) -> None:
@@ -1685,8 +1774,8 @@ display(
     Markdown(f"""
 In this run ({P.profile} profile, {ds.source}, {P.n_train} images,
 {P.arch.upper()} {P.width} × {P.depth}, {P.seeds} seeds, {P.num_tasks} tasks of
-{P.steps_per_task} steps; training and plasticity measures took {total_cpu:.0f} s of CPU
-time, {total_wall:.0f} s of wall time):
+{P.steps_per_task} steps; calibration, training and plasticity measures took
+{total_cpu:.0f} s of CPU time, {total_wall:.0f} s of wall time, {WORKERS} programs at a time):
 
 * **Calibration** (first task only, fresh baseline, 2 seeds): {cal_txt}.
 * **Baseline** (`ch6.baseline_loses`: **{v["ch6.baseline_loses"]}**): on random labels
